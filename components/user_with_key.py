@@ -1,0 +1,187 @@
+"""UserWithKey: the Terraform module's interface (same inputs, defaults and five outputs) over the
+`User` and `Key` dynamic resources, with the module's defects fixed (see README, "Differences").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional
+
+import pulumi
+
+from providers import Key, KeyArgs, User, UserArgs
+from providers import fields as f
+from providers.key import KEY_FIELDS
+from providers.user import USER_FIELDS
+
+TYPE_TOKEN = "litellm:index:UserWithKey"
+
+
+@dataclasses.dataclass
+class UserWithKeyArgs:
+    """The module's inputs, names and defaults unchanged; each takes a plain value or a `pulumi.Input`.
+
+    `adopt_existing` is new: opt in to take over a user (and its key, by alias) that already exists on the
+    proxy instead of failing with 409.
+    """
+
+    url: pulumi.Input[str]
+    token: pulumi.Input[str]
+    user_id: pulumi.Input[str]
+    user_email: pulumi.Input[str]
+    auto_create_key: pulumi.Input[bool] = False
+    budget_duration: pulumi.Input[str] = "30d"
+    duration: pulumi.Input[str] = "365d"
+    key_alias: Optional[pulumi.Input[str]] = None
+    max_budget: pulumi.Input[float] = 0
+    max_parallel_requests: pulumi.Input[int] = 100
+    metadata: pulumi.Input[Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    model_max_budget: pulumi.Input[Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    models: pulumi.Input[list[str]] = dataclasses.field(default_factory=lambda: ["fake_model"])
+    rpm_limit: pulumi.Input[int] = 1000
+    spend: pulumi.Input[float] = 0
+    team_id: Optional[pulumi.Input[str]] = None
+    tpm_limit: pulumi.Input[int] = 100000
+    user_alias: Optional[pulumi.Input[str]] = None
+    user_max_budget: pulumi.Input[float] = 0
+    user_models: pulumi.Input[list[str]] = dataclasses.field(default_factory=lambda: ["fake_model"])
+    user_role: pulumi.Input[str] = "app_user"
+    adopt_existing: pulumi.Input[bool] = False
+
+
+def _field(table: tuple[f.Field, ...], name: str) -> f.Field:
+    return next(fl for fl in table if fl.name == name)
+
+
+# Which resource field validates each module input (the names differ only for user_models, user_max_budget).
+_VALIDATED_BY: dict[str, f.Field] = {
+    **{fl.name: fl for fl in KEY_FIELDS if fl.name in {fld.name for fld in dataclasses.fields(UserWithKeyArgs)}},
+    **{name: _field(USER_FIELDS, name) for name in ("user_email", "user_alias", "user_role", "auto_create_key")},
+    "user_models": _field(USER_FIELDS, "models"),
+    "user_max_budget": _field(USER_FIELDS, "max_budget"),
+    "key_alias": dataclasses.replace(_field(KEY_FIELDS, "key_alias"), parse=f.optional(f.text())),
+}
+
+
+def validate(args: UserWithKeyArgs) -> None:
+    """Reject bad plain values at construction (so at preview), naming the module input; values that
+    are Outputs are validated by the resources' `check` once known."""
+    for name, field in _VALIDATED_BY.items():
+        value = getattr(args, name)
+        if isinstance(value, pulumi.Output) or f.is_unknown(value):
+            continue
+        if value is None and (field.required or name in ("url", "token", "user_id", "user_email")):
+            raise ValueError(f"UserWithKeyArgs.{name} is required")
+        try:
+            field.parse(value)
+        except f.Invalid as err:
+            raise ValueError(f"UserWithKeyArgs.{name} must be {err}; got {f.shown(field, value)}") from None
+
+
+def resolve_role(role: Any) -> Any:
+    """Map the module's legacy role names to LiteLLM's, saying so; anything else is left to `check`."""
+    if isinstance(role, str) and role in f.LEGACY_ROLES:
+        pulumi.log.warn(
+            f"user_role {role!r} is a legacy LiteLLM role that current proxies reject; "
+            f"using {f.LEGACY_ROLES[role]!r} instead ({', '.join(f'{a} -> {b}' for a, b in f.LEGACY_ROLES.items())})"
+        )
+        return f.LEGACY_ROLES[role]
+    return role
+
+
+def _combine(fn: Callable[..., Any], *values: pulumi.Input[Any]) -> pulumi.Output[Any]:
+    return pulumi.Output.all(*values).apply(lambda resolved: fn(*resolved))
+
+
+def _user_budget(user_max_budget: Any, max_budget: Any) -> Any:
+    """The module meant user_max_budget for the user; it is used when set (> 0), else max_budget."""
+    if isinstance(user_max_budget, (int, float)) and not isinstance(user_max_budget, bool) and user_max_budget > 0:
+        return user_max_budget
+    return max_budget
+
+
+def _auto_key(user_response: Any) -> Optional[str]:
+    key = user_response.get("key") if isinstance(user_response, dict) else None
+    return key or None
+
+
+class UserWithKey(pulumi.ComponentResource):
+    """A LiteLLM user and its virtual key, managed for their whole life.
+
+    Outputs: `user_response` (/user/new answer, secret), `user_data` (/user/info), `key` (raw key, secret),
+    `key_data` (/key/info), `key_response` (answer of the call that produced or last changed the key, secret).
+    """
+
+    user_response: pulumi.Output[dict]
+    user_data: pulumi.Output[dict]
+    key: pulumi.Output[Optional[str]]
+    key_data: pulumi.Output[dict]
+    key_response: pulumi.Output[dict]
+
+    def __init__(
+        self, resource_name: str, args: UserWithKeyArgs, opts: Optional[pulumi.ResourceOptions] = None
+    ) -> None:
+        super().__init__(TYPE_TOKEN, resource_name, None, opts)
+        validate(args)
+        child = pulumi.ResourceOptions(parent=self)
+        token = pulumi.Output.secret(args.token)
+        auto = pulumi.Output.from_input(args.auto_create_key)
+        key_alias = _combine(lambda alias, uid: alias or uid, args.key_alias, args.user_id)
+
+        self.user = User(
+            resource_name,
+            UserArgs(
+                url=args.url,
+                token=token,
+                user_id=args.user_id,
+                user_email=args.user_email,
+                user_alias=_combine(lambda alias, uid: alias or uid, args.user_alias, args.user_id),
+                user_role=pulumi.Output.from_input(args.user_role).apply(resolve_role),
+                models=args.user_models,
+                max_budget=_combine(_user_budget, args.user_max_budget, args.max_budget),
+                tpm_limit=args.tpm_limit,
+                rpm_limit=args.rpm_limit,
+                auto_create_key=auto,
+                key_alias=key_alias,
+                adopt_existing=args.adopt_existing,
+            ),
+            child,
+        )
+        self.key_resource = Key(
+            resource_name,
+            KeyArgs(
+                url=args.url,
+                token=token,
+                user_id=self.user.user_id,
+                key_alias=key_alias,
+                # auto_create_key: /user/new minted the key; the Key adopts it instead of generating one.
+                existing_key=_combine(lambda on, resp: _auto_key(resp) if on else None, auto, self.user.user_response),
+                models=args.models,
+                max_budget=args.max_budget,
+                budget_duration=args.budget_duration,
+                duration=args.duration,
+                team_id=args.team_id,
+                metadata=args.metadata,
+                max_parallel_requests=args.max_parallel_requests,
+                tpm_limit=args.tpm_limit,
+                rpm_limit=args.rpm_limit,
+                spend=args.spend,
+                model_max_budget=args.model_max_budget,
+                adopt_existing=args.adopt_existing,
+            ),
+            child,
+        )
+        self.user_response = pulumi.Output.secret(self.user.user_response)
+        self.user_data = self.user.user_data
+        self.key = pulumi.Output.secret(self.key_resource.key)
+        self.key_data = self.key_resource.key_data
+        self.key_response = pulumi.Output.secret(self.key_resource.key_response)
+        self.register_outputs(
+            {
+                "user_response": self.user_response,
+                "user_data": self.user_data,
+                "key": self.key,
+                "key_data": self.key_data,
+                "key_response": self.key_response,
+            }
+        )

@@ -1,0 +1,81 @@
+"""What the two LiteLLM providers share: check and diff derived from a field table, and credentials.
+
+The provider objects are pickled by reference into every resource's `__provider` property, so they carry
+no state: no session, no token. Credentials come from the resource's own properties, except that read and
+delete prefer the stack's current `litellm:url`/`litellm:token` (given to the plugin by Configure) so that a
+destroy after a token rotation uses the current token, not the one saved in state.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Mapping
+
+from pulumi.dynamic import CheckResult, ConfigureRequest, DiffResult, ResourceProvider
+
+from . import fields
+from .client import ClientSettings, LiteLLMClient
+
+# Set once per plugin process by Configure; never pickled (module state, not instance state).
+_stack_config: dict[str, Any] = {}
+
+
+class ChangeSet(DiffResult):
+    """A DiffResult that also names the changed properties (the plugin protocol drops them; tests and
+    the README's preview examples read them)."""
+
+    def __init__(self, diffs: list[str], replaces: list[str], stables: list[str]) -> None:
+        super().__init__(
+            changes=bool(diffs), replaces=replaces, stables=stables, delete_before_replace=bool(replaces)
+        )
+        self.diffs = diffs
+
+
+class LiteLLMProvider(ResourceProvider):
+    """Check and diff for a resource described by `FIELDS`; subclasses add create/read/update/delete."""
+
+    FIELDS: ClassVar[tuple[fields.Field, ...]]
+    serialize_as_secret_always = False  # the pickled provider holds no secret
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def configure(self, req: ConfigureRequest) -> None:
+        config = req.config
+        _stack_config.clear()
+        for name in ("url", "token"):
+            value = config.get(f"litellm:{name}")
+            if value:
+                _stack_config[name] = fields.unwrap_secret(value)
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs, failures = fields.check(self.FIELDS, news)
+        return CheckResult(inputs, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> ChangeSet:
+        names = fields.changed(self.FIELDS, olds, news)
+        replaces = [f.name for f in self.FIELDS if f.replaces and f.name in names]
+        stables = [f.name for f in self.FIELDS if f.replaces and f.name not in names]
+        return ChangeSet(names, replaces, stables)
+
+    @classmethod
+    def field(cls, name: str) -> fields.Field:
+        return next(f for f in cls.FIELDS if f.name == name)
+
+
+def client_for(props: Mapping[str, Any]) -> LiteLLMClient:
+    """A client with the credentials the program declared (create, update)."""
+    url = fields.unwrap_secret(props["url"])
+    return LiteLLMClient(url, fields.unwrap_secret(props["token"]), ClientSettings.from_env())
+
+
+def current_client_for(props: Mapping[str, Any]) -> LiteLLMClient:
+    """A client for read and delete, whose props are the state's: the stack's current token wins when it
+    is for the same proxy, so a rotated (and revoked) token saved in state is never needed again."""
+    url = fields.unwrap_secret(props["url"]).rstrip("/")
+    token = fields.unwrap_secret(props["token"])
+    configured_url = _stack_config.get("url") or os.environ.get("LITELLM_URL")
+    configured_token = _stack_config.get("token") or os.environ.get("LITELLM_MASTER_KEY")
+    if configured_token and configured_url and configured_url.rstrip("/") == url:
+        token = configured_token
+    return LiteLLMClient(url, token, ClientSettings.from_env())

@@ -1,0 +1,279 @@
+"""The one HTTP client for the LiteLLM management API: timeouts, retries, errors, redaction.
+
+Every call goes through `LiteLLMClient._call`, so every call has connect and read timeouts, idempotent
+calls retry within a bounded total time, and every error that leaves this module names the operation,
+LiteLLM's status and message, and never carries the admin token or a raw key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import time
+from typing import Any, Mapping
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_RAW_KEY = re.compile(r"sk-[A-Za-z0-9_\-.~+/=]{4,}")
+
+
+def token_hash(raw_key: str) -> str:
+    """A key's identity on the proxy: the sha256 hex of the raw key (safe to log and to put in URLs)."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove the given secrets and anything shaped like a raw LiteLLM key from `text`."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[secret]")
+    return _RAW_KEY.sub("sk-[redacted]", text)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientSettings:
+    """Timeouts and the retry budget, from the environment (the plugin process inherits the engine's)."""
+
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    retry_max_seconds: float = 30.0
+    retry_attempts: int = 5
+    backoff_factor: float = 0.5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "ClientSettings":
+        def number(name: str, default: float) -> float:
+            raw = env.get(name)
+            if raw in (None, ""):
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {raw!r}")
+            return value
+
+        return cls(
+            connect_timeout=number("LITELLM_CONNECT_TIMEOUT", cls.connect_timeout),
+            read_timeout=number("LITELLM_READ_TIMEOUT", cls.read_timeout),
+            retry_max_seconds=number("LITELLM_RETRY_MAX_SECONDS", cls.retry_max_seconds),
+            retry_attempts=int(number("LITELLM_RETRY_ATTEMPTS", cls.retry_attempts)),
+        )
+
+
+class LiteLLMError(Exception):
+    """A failed management call. `status` is LiteLLM's HTTP status (None when no answer came back)."""
+
+    def __init__(self, operation: str, message: str, status: int | None = None) -> None:
+        self.operation = operation
+        self.status = status
+        self.detail = message
+        where = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"{operation} failed ({where}): {message}")
+
+
+class NotFound(LiteLLMError):
+    """404: the object does not exist."""
+
+
+class Conflict(LiteLLMError):
+    """409 (or LiteLLM's 400 for a taken key alias): the object already exists."""
+
+
+class AmbiguousFailure(LiteLLMError):
+    """The request may or may not have reached the proxy (timeout, reset, 5xx): look before retrying."""
+
+
+class BoundedRetry(Retry):
+    """urllib3's Retry with a wall-clock budget: no retry, backoff or Retry-After wait past `max_seconds`.
+
+    The clock starts at the first failure of a request, so the template on the adapter stays reusable.
+    """
+
+    def __init__(self, *args: Any, max_seconds: float = 30.0, started: float | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.max_seconds = max_seconds
+        self.started = started
+
+    def new(self, **kwargs: Any) -> "BoundedRetry":
+        kwargs.setdefault("max_seconds", self.max_seconds)
+        kwargs.setdefault("started", self.started if self.started is not None else time.monotonic())
+        return super().new(**kwargs)  # type: ignore[return-value]
+
+    def _remaining(self) -> float:
+        if self.started is None:
+            return self.max_seconds
+        return self.max_seconds - (time.monotonic() - self.started)
+
+    def is_exhausted(self) -> bool:
+        return super().is_exhausted() or self._remaining() <= 0
+
+    def get_backoff_time(self) -> float:
+        return max(0.0, min(super().get_backoff_time(), self._remaining()))
+
+    def get_retry_after(self, response: Any) -> float | None:
+        after = super().get_retry_after(response)
+        return None if after is None else max(0.0, min(after, self._remaining()))
+
+
+def _session(retry: Retry) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class LiteLLMClient:
+    """Talks to one proxy with one admin token. Build one per operation; it holds no state worth keeping."""
+
+    def __init__(self, url: str, token: str, settings: ClientSettings | None = None) -> None:
+        self._url = url.rstrip("/")
+        self._token = token
+        self._settings = settings or ClientSettings.from_env()
+        s = self._settings
+        common = dict(
+            backoff_factor=s.backoff_factor,
+            backoff_jitter=s.backoff_factor,
+            backoff_max=s.retry_max_seconds,
+            max_seconds=s.retry_max_seconds,
+            raise_on_status=False,
+            respect_retry_after_header=True,
+        )
+        # Idempotent calls (reads, updates, deletes) retry on connection errors and 429/502/503/504.
+        self._retrying = _session(
+            BoundedRetry(total=s.retry_attempts, status_forcelist=RETRY_STATUSES, allowed_methods=None, **common)
+        )
+        # Creates retry only when the request surely never left (connect errors); anything else is
+        # ambiguous and the provider looks before it tries again.
+        self._once = _session(
+            BoundedRetry(total=s.retry_attempts, connect=s.retry_attempts, read=0, status=0, other=0, **common)
+        )
+
+    def __repr__(self) -> str:
+        return f"LiteLLMClient(url={self._url!r}, token=[secret])"
+
+    __str__ = __repr__
+
+    # ------------------------------------------------------------------ users
+    def user_new(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("create user", "POST", "/user/new", body=body, idempotent=False)
+
+    def user_info(self, user_id: str) -> dict[str, Any]:
+        if not user_id:  # without user_id LiteLLM answers with the admin's own row
+            raise ValueError("user_info needs a user_id")
+        return self._call("read user", "GET", "/user/info", params={"user_id": user_id})
+
+    def user_update(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("update user", "POST", "/user/update", body=body)
+
+    def user_delete(self, user_id: str) -> None:
+        self._call("delete user", "POST", "/user/delete", body={"user_ids": [user_id]})
+
+    # ------------------------------------------------------------------- keys
+    def key_generate(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("generate key", "POST", "/key/generate", body=body, idempotent=False)
+
+    def key_info(self, key_hash: str) -> dict[str, Any]:
+        return self._call("read key", "GET", "/key/info", params={"key": key_hash})
+
+    def key_update(self, key_hash: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return self._call("update key", "POST", "/key/update", body={"key": key_hash, **fields})
+
+    def key_delete(self, key_hash: str) -> None:
+        self._call("delete key", "POST", "/key/delete", body={"keys": [key_hash]})
+
+    def keys_with_alias(self, alias: str) -> list[dict[str, Any]]:
+        """The keys (rows with hashed tokens) whose alias is `alias`: at most one, aliases are unique."""
+        found = self._call(
+            "list keys", "GET", "/key/list", params={"key_alias": alias, "return_full_object": "true"}
+        )
+        return [row for row in found.get("keys", []) if isinstance(row, dict) and row.get("key_alias") == alias]
+
+    # --------------------------------------------------------------- plumbing
+    def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        idempotent: bool = True,
+    ) -> Any:
+        session = self._retrying if idempotent else self._once
+        timeout = (self._settings.connect_timeout, self._settings.read_timeout)
+        try:
+            response = session.request(
+                method,
+                self._url + path,
+                params=params,
+                json=body,
+                headers={"Authorization": f"Bearer {self._token}"},
+                timeout=timeout,
+            )
+        except requests.RequestException as err:
+            # `from None`: the chained urllib3 exception would carry the request into tracebacks.
+            reason = redact(_describe(err), self._token)
+            # A connect timeout never sent the request; anything else may have reached the proxy.
+            never_sent = isinstance(err, requests.exceptions.ConnectTimeout)
+            cls = LiteLLMError if never_sent else AmbiguousFailure
+            raise cls(operation, f"{reason} ({self._url}{path})") from None
+        return self._decode(operation, response)
+
+    def _decode(self, operation: str, response: requests.Response) -> Any:
+        status = response.status_code
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if status < 400:
+            if payload is None and response.content:
+                raise AmbiguousFailure(operation, "the proxy sent a body that is not JSON (truncated?)", status)
+            return payload
+        message = redact(_error_message(payload, response.text), self._token)
+        if status == 404:
+            raise NotFound(operation, message, status)
+        if status == 409 or (status == 400 and "already exists" in message):
+            raise Conflict(operation, message, status)
+        if status >= 500 or status == 429:
+            raise AmbiguousFailure(operation, message, status)
+        raise LiteLLMError(operation, message, status)
+
+
+def _describe(err: requests.RequestException) -> str:
+    if isinstance(err, requests.exceptions.ConnectTimeout):
+        return "timed out connecting to the proxy"
+    if isinstance(err, requests.exceptions.ReadTimeout):
+        return "timed out waiting for the proxy's answer"
+    if isinstance(err, requests.exceptions.SSLError):
+        return "TLS verification failed (set REQUESTS_CA_BUNDLE for a private CA)"
+    if isinstance(err, requests.exceptions.ConnectionError):
+        return "connection to the proxy failed or was dropped"
+    return type(err).__name__
+
+
+def _error_message(payload: Any, text: str) -> str:
+    """LiteLLM's own words: {"error": {"message"}} or FastAPI's {"detail": [...]} for 422."""
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        detail = payload.get("detail")
+        if isinstance(detail, list):
+            parts = []
+            for item in detail:
+                if isinstance(item, dict):
+                    loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                    parts.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
+            if parts:
+                return "; ".join(parts)
+        if detail:
+            return str(detail)
+    return text[:500] or "empty response"

@@ -1,0 +1,302 @@
+"""Field tables: each resource declares its fields once, and validation, diff, request bodies and drift
+are derived from that declaration.
+
+A field's `parse` turns a raw input into its canonical value or raises `Invalid` with the accepted values.
+Canonical values compare equal when they mean the same thing (300 == 300.0, 0 budget == unset, {} == unset),
+so a diff of canonical values is a no-op exactly when nothing changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from pulumi.dynamic import CheckFailure
+from pulumi.output import Unknown
+
+UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for "not known yet"
+MAX_TEXT = 256
+ROLES = ("proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer")
+LEGACY_ROLES = {"admin": "proxy_admin", "app_owner": "internal_user", "app_user": "internal_user_viewer"}
+DURATION_RE = re.compile(r"^(\d+)(s|m|h|d|w|mo)$")
+NAMED_DURATIONS = ("hourly", "daily", "weekly", "monthly")
+DURATION_HELP = "a LiteLLM duration: <number><s|m|h|d|w|mo> such as '30d', or hourly/daily/weekly/monthly"
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Invalid(ValueError):
+    """An input that cannot be accepted; the message says what is accepted."""
+
+
+def is_unknown(value: Any) -> bool:
+    """True for a value the engine does not know yet (preview), at any depth."""
+    if isinstance(value, Unknown) or value == UNKNOWN_SENTINEL:
+        return True
+    if isinstance(value, dict):
+        return any(is_unknown(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(is_unknown(v) for v in value)
+    return False
+
+
+def unwrap_secret(value: Any) -> Any:
+    """Defensive: the engine strips secret wrappers for dynamic providers, but never trust the wire."""
+    if isinstance(value, dict) and value.get("4dabf18193072939515e22adb298388d") == "1b47061264138c4ac30d75fd1eb44270":
+        return value.get("value")
+    return value
+
+
+# ------------------------------------------------------------------ parsers
+def text(max_len: int = MAX_TEXT) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid(f"a string of 1 to {max_len} characters")
+        if not value.strip():
+            raise Invalid("a non-blank string")
+        if len(value) > max_len:
+            raise Invalid(f"at most {max_len} characters (got {len(value)})")
+        if CONTROL_RE.search(value):
+            raise Invalid("a string without control characters")
+        return value
+
+    return parse
+
+
+def optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else parse(value)
+
+
+def email(value: Any) -> str:
+    value = text()(value)
+    if not EMAIL_RE.match(value):
+        raise Invalid("an email address such as 'name@example.org'")
+    return value
+
+
+def role(value: Any) -> str:
+    if isinstance(value, str) and value in LEGACY_ROLES:
+        return LEGACY_ROLES[value]
+    if value not in ROLES:
+        legacy = ", ".join(f"{old} (= {new})" for old, new in LEGACY_ROLES.items())
+        raise Invalid(f"one of {', '.join(ROLES)}, or the legacy {legacy}")
+    return value
+
+
+def duration(value: Any) -> str | None:
+    """A key lifetime or budget period. None means never (no expiry / no reset)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not (DURATION_RE.match(value) or value in NAMED_DURATIONS):
+        raise Invalid(DURATION_HELP)
+    match = DURATION_RE.match(value)
+    if match and int(match.group(1)) == 0:
+        raise Invalid(DURATION_HELP + " greater than zero")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Invalid("a number >= 0")
+    if not math.isfinite(value):
+        raise Invalid("a finite number >= 0")
+    if value < 0:
+        raise Invalid("a number >= 0")
+    return value
+
+
+def budget(value: Any) -> float | None:
+    """USD budget; 0 (the module's default) and None mean no budget."""
+    if value is None:
+        return None
+    value = float(_number(value))
+    return None if value == 0 else value
+
+
+def count(value: Any) -> int | None:
+    """A whole-number limit (tpm, rpm, parallel requests); None means unlimited."""
+    if value is None:
+        return None
+    value = _number(value)
+    if value != int(value):
+        raise Invalid("a whole number >= 0")
+    return int(value)
+
+
+def spend(value: Any) -> float:
+    return float(_number(0 if value is None else value))
+
+
+def string_list(value: Any) -> list[str]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise Invalid("a list of non-blank strings, such as ['gpt-4o']")
+    for item in value:
+        text()(item)
+    return list(value)
+
+
+def json_map(value: Any) -> dict[str, Any] | None:
+    """Metadata: a map with string keys; empty means unset."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise Invalid("a map with string keys, such as {'team': 'research'}")
+    return dict(value) or None
+
+
+def model_budgets(value: Any) -> dict[str, dict[str, Any]] | None:
+    """{model: {budget_limit, time_period}}; a bare number per model (the module's map) is the limit."""
+    if value is None:
+        return None
+    accepted = "a map of model name to a budget (a number >= 0) or {budget_limit, time_period}"
+    if not isinstance(value, Mapping):
+        raise Invalid(accepted)
+    out: dict[str, dict[str, Any]] = {}
+    for model, limit in value.items():
+        if not isinstance(model, str) or not model.strip():
+            raise Invalid(accepted)
+        if isinstance(limit, str):
+            try:
+                limit = float(limit)
+            except ValueError:
+                raise Invalid(accepted) from None
+        if isinstance(limit, Mapping):
+            entry = {"budget_limit": float(_number(limit.get("budget_limit")))}
+            if limit.get("time_period") is not None:
+                entry["time_period"] = duration(limit.get("time_period"))
+        else:
+            entry = {"budget_limit": float(_number(limit))}
+        out[model] = entry
+    return out or None
+
+
+def proxy_url(value: Any) -> str:
+    accepted = "the proxy's root URL, http(s)://host[:port] with no path, query or credentials"
+    if not isinstance(value, str) or CONTROL_RE.search(value):
+        raise Invalid(accepted)
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid(accepted)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise Invalid(accepted)
+    try:
+        parts.port
+    except ValueError:
+        raise Invalid(accepted) from None
+    return value.strip().rstrip("/")
+
+
+def admin_token(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or CONTROL_RE.search(value):
+        raise Invalid("a non-empty LiteLLM master key or admin key")
+    return value
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("true or false")
+    return value
+
+
+# ------------------------------------------------------------------- fields
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One property of a resource.
+
+    sent:     goes to LiteLLM in request bodies under its own name.
+    live:     LiteLLM reports it back, so `read` reports drift on it (False for duration, spend: the
+              server does not echo them or changes them on its own).
+    replaces: a change forces a new object on the proxy.
+    diffed:   a change is a change (False for creation-time settings that are never sent again).
+    secret:   never shown in messages.
+    clearable: LiteLLM accepts null/empty on update to remove the value.
+    """
+
+    name: str
+    parse: Callable[[Any], Any]
+    required: bool = False
+    sent: bool = True
+    live: bool = True
+    replaces: bool = False
+    diffed: bool = True
+    secret: bool = False
+    clearable: bool = True
+
+
+CREDENTIALS = (
+    Field("url", proxy_url, required=True, sent=False, live=False),
+    Field("token", admin_token, required=True, sent=False, live=False, secret=True),
+)
+
+
+def shown(field: Field, value: Any) -> str:
+    if field.secret:
+        return "[secret]"
+    text_value = repr(value)
+    return text_value if len(text_value) <= 80 else text_value[:77] + "..."
+
+
+def check(fields: Iterable[Field], news: Mapping[str, Any]) -> tuple[dict[str, Any], list[CheckFailure]]:
+    """Validate and canonicalize every field; unknown values (preview) pass through untouched."""
+    inputs = {k: unwrap_secret(v) for k, v in news.items()}
+    failures: list[CheckFailure] = []
+    for field in fields:
+        value = inputs.get(field.name)
+        if is_unknown(value):
+            continue
+        if value is None and field.required:
+            failures.append(CheckFailure(field.name, f"{field.name} is required"))
+            continue
+        try:
+            inputs[field.name] = field.parse(value)
+        except Invalid as err:
+            failures.append(CheckFailure(field.name, f"{field.name} must be {err}; got {shown(field, value)}"))
+    return inputs, failures
+
+
+def canonical(field: Field, value: Any) -> Any:
+    """The canonical form of a stored or incoming value; an unparseable one stays as it is (and differs)."""
+    value = unwrap_secret(value)
+    if is_unknown(value):
+        return value
+    try:
+        return field.parse(value)
+    except Invalid:
+        return value
+
+
+def changed(fields: Iterable[Field], olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    """Names of the fields whose canonical value differs (an unknown new value counts as a change)."""
+    out = []
+    for field in fields:
+        if not field.diffed:
+            continue
+        new = news.get(field.name)
+        if is_unknown(new) or canonical(field, olds.get(field.name)) != canonical(field, new):
+            out.append(field.name)
+    return out
+
+
+def body(fields: Iterable[Field], props: Mapping[str, Any], names: Iterable[str] | None = None) -> dict[str, Any]:
+    """A request body: the sent fields (only `names` if given). Unset values are left out on create;
+    on update (`names` given) a clearable field that became unset is sent as null to remove it."""
+    wanted = None if names is None else set(names)
+    out: dict[str, Any] = {}
+    for field in fields:
+        if not field.sent or (wanted is not None and field.name not in wanted):
+            continue
+        value = props.get(field.name)
+        if value is None:
+            if wanted is not None and field.clearable:
+                out[field.name] = None
+            continue
+        out[field.name] = value
+    return out
+
+
+def live_values(fields: Iterable[Field], row: Mapping[str, Any]) -> dict[str, Any]:
+    """The canonical live value of every field LiteLLM reports back."""
+    return {f.name: canonical(f, row.get(f.name)) for f in fields if f.live}

@@ -1,0 +1,183 @@
+"""LiteLLM virtual keys: fields, validation, diff and CRUD (`pulumi-python:dynamic/litellm:Key`).
+
+A key's identity (the resource id) is the sha256 hash of the raw key; only the hash ever goes into a URL.
+Two ways to create one:
+- generate: /key/generate mints the key (`key_response` is that answer);
+- adopt: `existing_key` is a raw key minted elsewhere (the user's auto-created key from /user/new); the
+  declared settings are applied to it with /key/update, so it is managed for its whole life either way.
+`spend` and `duration` are sent on create and afterwards only when their declared value changes: sending
+them again would reset the key's spend or push its expiry out from now.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import pulumi
+from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+
+from . import fields as f
+from .base import LiteLLMProvider, client_for, current_client_for
+from .client import AmbiguousFailure, Conflict, LiteLLMClient, LiteLLMError, NotFound, token_hash
+
+KEY_FIELDS: tuple[f.Field, ...] = (
+    *f.CREDENTIALS,
+    # Creation-time: the key minted by /user/new. It only changes when the user is recreated, and then the
+    # key goes with the user (user_id replaces), so it never triggers anything by itself.
+    f.Field("existing_key", f.optional(f.text(512)), sent=False, live=False, diffed=False, secret=True),
+    f.Field("user_id", f.text(), required=True, replaces=True),
+    # Required: the alias is how a create whose answer was lost is found again.
+    f.Field("key_alias", f.text(), required=True),
+    f.Field("models", f.string_list, required=True),
+    f.Field("max_budget", f.budget),
+    f.Field("budget_duration", f.duration),
+    f.Field("duration", f.duration, live=False),
+    f.Field("team_id", f.optional(f.text())),
+    f.Field("metadata", f.json_map),
+    f.Field("max_parallel_requests", f.count),
+    f.Field("tpm_limit", f.count),
+    f.Field("rpm_limit", f.count),
+    f.Field("spend", f.spend, live=False),
+    f.Field("model_max_budget", f.model_budgets),
+    f.Field("adopt_existing", f.boolean, required=True, sent=False, live=False, diffed=False),
+)
+SECRET_OUTPUTS = ["token", "existing_key", "key", "key_response"]
+
+
+class KeyProvider(LiteLLMProvider):
+    FIELDS = KEY_FIELDS
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        client = client_for(props)
+        if props.get("existing_key"):
+            raw: str | None = props["existing_key"]
+            response = client.key_update(token_hash(raw), _settings(props))
+        else:
+            raw, response = self._generate(client, props)
+        key_hash = token_hash(raw) if raw else response["token"]
+        key_data = client.key_info(key_hash)
+        return CreateResult(key_hash, _outputs(props, raw, response, key_data))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        try:
+            key_data = current_client_for(props).key_info(id_)
+        except NotFound:
+            return ReadResult("", {})
+        info = key_data.get("info") or {}
+        if info.get("status") == "deleted":  # deleted keys still answer 200 from LiteLLM's archive
+            return ReadResult("", {})
+        return ReadResult(id_, {**props, **f.live_values(KEY_FIELDS, info), "key_data": key_data})
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        sent = [n for n in f.changed(KEY_FIELDS, olds, news) if self.field(n).sent]
+        raw = olds.get("key")
+        if not sent:  # only credentials changed: nothing to tell the proxy
+            return UpdateResult(_outputs(news, raw, olds.get("key_response"), olds.get("key_data")))
+        client = client_for(news)
+        try:
+            response = client.key_update(id_, f.body(KEY_FIELDS, news, sent))
+        except NotFound:
+            raise LiteLLMError(
+                "update key",
+                f"key {id_[:12]}... (alias {olds.get('key_alias')!r}) no longer exists on the proxy (deleted "
+                "outside Pulumi); run `pulumi refresh`, then `pulumi up` creates a new one",
+                404,
+            ) from None
+        return UpdateResult(_outputs(news, raw, response, client.key_info(id_)))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        try:
+            current_client_for(props).key_delete(id_)
+        except NotFound:  # already gone: deleting twice is safe
+            pass
+
+    # ----------------------------------------------------------------------
+    def _generate(self, client: LiteLLMClient, props: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        request = f.body(KEY_FIELDS, props)
+        alias = props["key_alias"]
+        try:
+            response = client.key_generate(request)
+        except Conflict as err:
+            return self._adopt_alias(client, props, err)
+        except AmbiguousFailure:
+            # The key may exist with its raw value lost in the dropped answer: an unusable key. Delete it
+            # (only one of this user's, by alias), then generate once more.
+            for row in client.keys_with_alias(alias):
+                if row.get("user_id") == props["user_id"] and row.get("token"):
+                    client.key_delete(row["token"])
+            response = client.key_generate(request)
+        return response["key"], response
+
+    def _adopt_alias(self, client: LiteLLMClient, props: dict[str, Any], err: Conflict) -> tuple[None, dict[str, Any]]:
+        alias = props["key_alias"]
+        if not props["adopt_existing"]:
+            raise LiteLLMError(
+                "generate key",
+                f"key_alias {alias!r} is already used by another key on the proxy (aliases are unique across "
+                "the proxy). Set adopt_existing=True to manage that key from this stack, or choose another key_alias",
+                err.status,
+            ) from None
+        rows = client.keys_with_alias(alias)
+        if not rows or rows[0].get("user_id") != props["user_id"]:
+            raise LiteLLMError(
+                "adopt key",
+                f"key_alias {alias!r} belongs to a key of another user; only a key of user "
+                f"{props['user_id']!r} can be adopted",
+                err.status,
+            ) from None
+        # The raw value of an adopted key was never seen by this stack: `key` stays empty.
+        return None, {**client.key_update(rows[0]["token"], _settings(props)), "adopted": True}
+
+
+def _settings(props: dict[str, Any]) -> dict[str, Any]:
+    """Every declared setting, unset ones as null, for taking over a key that was minted elsewhere."""
+    names = [fl.name for fl in KEY_FIELDS if fl.sent]
+    settings = f.body(KEY_FIELDS, props, names)
+    if settings.get("model_max_budget") is None:
+        settings.pop("model_max_budget", None)  # null here trips LiteLLM's enterprise-only check
+    return settings
+
+
+def _outputs(props: dict[str, Any], raw: str | None, response: Any, key_data: Any) -> dict[str, Any]:
+    return {**props, "key": raw, "key_response": response, "key_data": key_data}
+
+
+@dataclasses.dataclass
+class KeyArgs:
+    """Inputs of a `Key`; the field table above says how each is validated and sent."""
+
+    url: pulumi.Input[str]
+    token: pulumi.Input[str]
+    user_id: pulumi.Input[str]
+    key_alias: pulumi.Input[str]
+    models: pulumi.Input[list[str]] = dataclasses.field(default_factory=list)
+    existing_key: Optional[pulumi.Input[str]] = None
+    max_budget: Optional[pulumi.Input[float]] = None
+    budget_duration: Optional[pulumi.Input[str]] = None
+    duration: Optional[pulumi.Input[str]] = None
+    team_id: Optional[pulumi.Input[str]] = None
+    metadata: Optional[pulumi.Input[dict]] = None
+    max_parallel_requests: Optional[pulumi.Input[int]] = None
+    tpm_limit: Optional[pulumi.Input[int]] = None
+    rpm_limit: Optional[pulumi.Input[int]] = None
+    spend: pulumi.Input[float] = 0
+    model_max_budget: Optional[pulumi.Input[dict]] = None
+    adopt_existing: pulumi.Input[bool] = False
+
+
+class Key(Resource, module="litellm", name="Key"):
+    """A LiteLLM virtual key. `key` (the raw key), `key_response`, `existing_key` and `token` are secret."""
+
+    key: pulumi.Output[Optional[str]]
+    key_response: pulumi.Output[dict]
+    key_data: pulumi.Output[dict]
+
+    def __init__(self, resource_name: str, args: KeyArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        props = {field.name: getattr(args, field.name) for field in dataclasses.fields(args)}
+        props["token"] = pulumi.Output.secret(args.token)
+        if args.existing_key is not None:
+            props["existing_key"] = pulumi.Output.secret(args.existing_key)
+        props.update(key=None, key_response=None, key_data=None)
+        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        super().__init__(KeyProvider(), resource_name, props, pulumi.ResourceOptions.merge(secret_opts, opts))

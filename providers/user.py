@@ -1,0 +1,180 @@
+"""LiteLLM proxy users: fields, validation, diff and CRUD (`pulumi-python:dynamic/litellm:User`).
+
+Outputs are the canonical inputs (so Diff, which receives old outputs, compares like with like) plus
+`user_response` (the /user/new answer; it holds the raw key when /user/new minted one: secret) and
+`user_data` (/user/info). `read` overwrites the managed fields with their live values, which is how a
+refresh surfaces drift; server-maintained values (spend, budget_reset_at, timestamps) stay in user_data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import pulumi
+from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+
+from . import fields as f
+from .base import LiteLLMProvider, client_for, current_client_for
+from .client import AmbiguousFailure, Conflict, LiteLLMClient, LiteLLMError, NotFound
+
+USER_FIELDS: tuple[f.Field, ...] = (
+    *f.CREDENTIALS,
+    f.Field("user_id", f.text(), required=True, replaces=True),
+    f.Field("user_email", f.email, required=True),
+    f.Field("user_alias", f.optional(f.text())),
+    f.Field("user_role", f.role, required=True),
+    # /user/update ignores an empty list, so a user's models cannot be cleared once set.
+    f.Field("models", f.string_list, required=True, clearable=False),
+    f.Field("max_budget", f.budget),
+    f.Field("tpm_limit", f.count),
+    f.Field("rpm_limit", f.count),
+    # Creation-time settings: they shape /user/new and are never sent again.
+    f.Field("auto_create_key", f.boolean, required=True, sent=False, live=False, diffed=False),
+    f.Field("key_alias", f.optional(f.text()), sent=False, live=False, diffed=False),
+    f.Field("adopt_existing", f.boolean, required=True, sent=False, live=False, diffed=False),
+)
+SECRET_OUTPUTS = ["token", "user_response"]
+
+
+class UserProvider(LiteLLMProvider):
+    FIELDS = USER_FIELDS
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        client = client_for(props)
+        request = f.body(USER_FIELDS, props)
+        request["auto_create_key"] = props["auto_create_key"]
+        if props["auto_create_key"] and props.get("key_alias"):
+            request["key_alias"] = props["key_alias"]
+        try:
+            response = client.user_new(request)
+        except Conflict as err:
+            response = self._adopt(client, props, err)
+        except AmbiguousFailure:
+            response = self._recover(client, props, request)
+        user_data = client.user_info(props["user_id"])
+        return CreateResult(props["user_id"], _outputs(props, response, user_data))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        try:
+            user_data = current_client_for(props).user_info(id_)
+        except NotFound:
+            return ReadResult("", {})
+        live = f.live_values(USER_FIELDS, user_data.get("user_info") or {})
+        return ReadResult(id_, {**props, **live, "user_data": user_data})
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        names = f.changed(USER_FIELDS, olds, news)
+        sent = [n for n in names if self.field(n).sent]
+        if not sent:  # only credentials changed: nothing to tell the proxy
+            return UpdateResult(_outputs(news, olds.get("user_response"), olds.get("user_data")))
+        if "models" in sent and not news["models"]:
+            raise LiteLLMError(
+                "update user",
+                f"models: LiteLLM ignores an empty list on /user/update, so user {id_!r} cannot lose all "
+                "its models this way; list the models it should keep",
+            )
+        client = client_for(news)
+        _require_exists(client, id_)  # /user/update would silently create a missing user
+        client.user_update({"user_id": id_, **f.body(USER_FIELDS, news, sent)})
+        return UpdateResult(_outputs(news, olds.get("user_response"), client.user_info(id_)))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        # Deleting twice is safe: LiteLLM answers 200 or 404 for a user that is already gone.
+        try:
+            current_client_for(props).user_delete(id_)
+        except NotFound:
+            pass
+
+    # ----------------------------------------------------------------------
+    def _adopt(self, client: LiteLLMClient, props: dict[str, Any], err: Conflict) -> dict[str, Any]:
+        """Take over a user that already exists, if the program opted in; reconcile it to the declaration."""
+        user_id = props["user_id"]
+        if not props["adopt_existing"]:
+            raise LiteLLMError(
+                "create user",
+                f"user_id {user_id!r} or user_email already exists on the proxy ({err.detail}). To manage the "
+                "existing user from this stack, set adopt_existing=True; otherwise choose another user_id/email",
+                err.status,
+            ) from None
+        try:
+            live = client.user_info(user_id)["user_info"]
+        except NotFound:
+            raise LiteLLMError(
+                "adopt user",
+                f"user_email {props['user_email']!r} belongs to another user_id; only the same user_id can be adopted",
+                err.status,
+            ) from None
+        drift = f.changed(USER_FIELDS, f.live_values(USER_FIELDS, live), props)
+        sent = [n for n in drift if self.field(n).sent and (n != "models" or props["models"])]
+        if sent:
+            client.user_update({"user_id": user_id, **f.body(USER_FIELDS, props, sent)})
+        return {**live, "key": "", "adopted": True}
+
+    def _recover(self, client: LiteLLMClient, props: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+        """/user/new may or may not have happened: look, then create at most once more."""
+        user_id = props["user_id"]
+        try:
+            existing = client.user_info(user_id)
+        except NotFound:
+            return client.user_new(request)
+        if props["auto_create_key"]:
+            # The raw key of the auto-created key was in the lost response: delete that key, so the Key
+            # resource generates a replacement instead of leaving an unusable key behind.
+            for row in existing.get("keys") or []:
+                if row.get("key_alias") == props.get("key_alias") and row.get("token"):
+                    try:
+                        client.key_delete(row["token"])
+                    except NotFound:
+                        pass
+        return {**existing["user_info"], "key": ""}
+
+
+def _require_exists(client: LiteLLMClient, user_id: str) -> None:
+    try:
+        client.user_info(user_id)
+    except NotFound:
+        raise LiteLLMError(
+            "update user",
+            f"user {user_id!r} no longer exists on the proxy (deleted outside Pulumi); "
+            "run `pulumi refresh`, then `pulumi up` recreates it",
+            404,
+        ) from None
+
+
+def _outputs(props: dict[str, Any], response: Any, user_data: Any) -> dict[str, Any]:
+    return {**props, "user_response": response, "user_data": user_data}
+
+
+@dataclasses.dataclass
+class UserArgs:
+    """Inputs of a `User`; the field table above says how each is validated and sent."""
+
+    url: pulumi.Input[str]
+    token: pulumi.Input[str]
+    user_id: pulumi.Input[str]
+    user_email: pulumi.Input[str]
+    user_role: pulumi.Input[str] = "internal_user_viewer"
+    models: pulumi.Input[list[str]] = dataclasses.field(default_factory=list)
+    user_alias: Optional[pulumi.Input[str]] = None
+    max_budget: Optional[pulumi.Input[float]] = None
+    tpm_limit: Optional[pulumi.Input[int]] = None
+    rpm_limit: Optional[pulumi.Input[int]] = None
+    auto_create_key: pulumi.Input[bool] = False
+    key_alias: Optional[pulumi.Input[str]] = None
+    adopt_existing: pulumi.Input[bool] = False
+
+
+class User(Resource, module="litellm", name="User"):
+    """A LiteLLM proxy user. `token` and `user_response` are always secret."""
+
+    user_id: pulumi.Output[str]
+    user_response: pulumi.Output[dict]
+    user_data: pulumi.Output[dict]
+
+    def __init__(self, resource_name: str, args: UserArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        props = {field.name: getattr(args, field.name) for field in dataclasses.fields(args)}
+        props["token"] = pulumi.Output.secret(args.token)
+        props.update(user_response=None, user_data=None)
+        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        super().__init__(UserProvider(), resource_name, props, pulumi.ResourceOptions.merge(secret_opts, opts))

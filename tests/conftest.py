@@ -1,0 +1,77 @@
+"""Shared fixtures: a real LiteLLM proxy (with Postgres), a direct API client, unique names.
+
+The proxy comes from LITELLM_URL + LITELLM_MASTER_KEY when both are set; otherwise the fixture starts one
+with ../shared/litellm-server/up (or $LITELLM_SERVER_DIR/up). In CI (CI=true) a missing proxy is a failure,
+never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+from providers.client import ClientSettings, LiteLLMClient  # noqa: E402
+from support.passthrough import PassThrough  # noqa: E402
+
+SERVER_DIR = Path(os.environ.get("LITELLM_SERVER_DIR", ROOT.parent / "shared" / "litellm-server"))
+HOW_TO = (
+    "no LiteLLM proxy for the real-proxy tests: set LITELLM_URL and LITELLM_MASTER_KEY to a proxy backed by "
+    "Postgres (see README, 'Running a proxy'), or LITELLM_SERVER_DIR to a litellm-server checkout"
+)
+
+
+class Proxy(NamedTuple):
+    url: str
+    master_key: str
+
+
+@pytest.fixture(scope="session")
+def litellm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    url, key = os.environ.get("LITELLM_URL"), os.environ.get("LITELLM_MASTER_KEY")
+    if url and key:
+        yield Proxy(url, key)
+        return
+    up = SERVER_DIR / "up"
+    if not up.exists():
+        if os.environ.get("CI"):
+            pytest.fail(HOW_TO)
+        pytest.skip(HOW_TO)
+    run_dir = tmp_path_factory.mktemp("litellm")
+    done = subprocess.run(
+        ["bash", str(up), "--run-dir", str(run_dir)],
+        text=True, capture_output=True, stdin=subprocess.DEVNULL,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"litellm-server up failed:\n{done.stderr[-3000:]}")
+    env = dict(line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    try:
+        yield Proxy(env["LITELLM_URL"], env["LITELLM_MASTER_KEY"])
+    finally:
+        subprocess.run(["bash", str(SERVER_DIR / "down"), "--run-dir", str(run_dir)], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def api(litellm: Proxy) -> LiteLLMClient:
+    """A direct client for asserting what is really on the proxy."""
+    return LiteLLMClient(litellm.url, litellm.master_key, ClientSettings())
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique prefix, so tests sharing one proxy never collide."""
+    return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def tap(litellm: Proxy) -> Iterator[PassThrough]:
+    """A counting, fault-injecting pass-through in front of the proxy."""
+    with PassThrough(litellm.url) as passthrough:
+        yield passthrough
+

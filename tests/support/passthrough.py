@@ -1,0 +1,219 @@
+"""A loopback HTTP pass-through in front of the real LiteLLM proxy, for tests and benchmarks.
+
+It forwards every request unchanged, records each call (method, path, query, status) so tests can count
+proxy calls, and can inject faults on matching requests:
+
+  drop_before  close the connection without forwarding (the proxy never sees the request)
+  drop_after   forward, then close without answering (the proxy acted; the answer is lost)
+  delay        wait `delay` seconds, then forward (past the client's read timeout)
+  status       answer `status` itself (429 with Retry-After, 502, 503, 504, ...) without forwarding
+  truncate     forward, then send the headers and only half the body before closing
+
+    with PassThrough(upstream_url) as tap:
+        tap.inject("drop_after", method="POST", path="/key/generate")
+        ... point the client at tap.url ...
+        assert tap.count(path="/key/generate") == 2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Optional
+from urllib.parse import urlsplit
+
+FAULTS = ("drop_before", "drop_after", "delay", "status", "truncate")
+
+
+@dataclasses.dataclass
+class Call:
+    method: str
+    path: str
+    query: str
+    status: Optional[int]  # None when the pass-through answered nothing
+    fault: Optional[str] = None
+
+
+@dataclasses.dataclass
+class Fault:
+    kind: str
+    method: Optional[str] = None
+    path: Optional[str] = None
+    times: int = 1
+    status: int = 503
+    delay: float = 0.0
+    retry_after: Optional[float] = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.times > 0 and (self.method in (None, method)) and (self.path in (None, path))
+
+
+class PassThrough:
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self.calls: list[Call] = []
+        self.access_log: list[str] = []  # request lines as an access log would write them
+        self._server: Optional[ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+
+    # ---------------------------------------------------------------- control
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "PassThrough":
+        tap = self
+
+        class Handler(_Handler):
+            passthrough = tap
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "PassThrough":
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def inject(self, kind: str, *, method: Optional[str] = None, path: Optional[str] = None, times: int = 1,
+               status: int = 503, delay: float = 0.0, retry_after: Optional[float] = None) -> None:
+        if kind not in FAULTS:
+            raise ValueError(f"fault must be one of {FAULTS}, got {kind!r}")
+        with self._lock:
+            self._faults.append(Fault(kind, method, path, times, status, delay, retry_after))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.access_log.clear()
+            self._faults.clear()
+
+    def count(self, *, method: Optional[str] = None, path: Optional[str] = None, writes: bool = False) -> int:
+        """Calls seen, optionally only one method/path, or only those that change something (POSTs)."""
+        with self._lock:
+            return sum(
+                1
+                for c in self.calls
+                if (method in (None, c.method)) and (path in (None, c.path)) and (not writes or c.method == "POST")
+            )
+
+    # --------------------------------------------------------------- internals
+    def _take_fault(self, method: str, path: str) -> Optional[Fault]:
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, path):
+                    fault.times -= 1
+                    return dataclasses.replace(fault)
+        return None
+
+    def _record(self, call: Call, request_line: str) -> None:
+        with self._lock:
+            self.calls.append(call)
+            self.access_log.append(request_line)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    passthrough: PassThrough
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *_: object) -> None:  # quiet; calls are recorded instead
+        pass
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        tap = self.passthrough
+        path, _, query = self.path.partition("?")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        fault = tap._take_fault(self.command, path)
+        kind = fault.kind if fault else None
+        line = f'"{self.command} {self.path} HTTP/1.1"'
+
+        if kind == "drop_before":
+            tap._record(Call(self.command, path, query, None, kind), line)
+            return self._drop()
+        if kind == "status":
+            assert fault is not None
+            tap._record(Call(self.command, path, query, fault.status, kind), line)
+            payload = json.dumps({"error": {"message": f"injected {fault.status}", "code": str(fault.status)}}).encode()
+            extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return self._answer(fault.status, payload, {"Content-Type": "application/json", **extra})
+        if kind == "delay":
+            assert fault is not None
+            time.sleep(fault.delay)
+
+        try:
+            status, headers, payload = self._forward(body)
+        except OSError:
+            tap._record(Call(self.command, path, query, 502, "upstream"), line)
+            return self._answer(502, b'{"error": {"message": "upstream unreachable"}}', {})
+        tap._record(Call(self.command, path, query, None if kind in ("drop_after", "truncate") else status, kind), line)
+        if kind == "drop_after":
+            return self._drop()
+        if kind == "truncate":
+            self.send_response(status)
+            self.send_header("Content-Type", headers.get("content-type", "application/json"))
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            return self._drop()
+        self._answer(status, payload, {"Content-Type": headers.get("content-type", "application/json")})
+
+    def _forward(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        host, port = self.passthrough._upstream
+        conn = http.client.HTTPConnection(host, port, timeout=120)
+        try:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+            conn.request(self.command, self.path, body=body or None, headers=headers)
+            response = conn.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            conn.close()
+
+    def _answer(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
