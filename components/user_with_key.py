@@ -26,7 +26,7 @@ class UserWithKeyArgs:
     """
 
     url: pulumi.Input[str]
-    token: pulumi.Input[str]
+    token: pulumi.Input[str] = dataclasses.field(repr=False)  # never printed
     user_id: pulumi.Input[str]
     user_email: pulumi.Input[str]
     auto_create_key: pulumi.Input[bool] = False
@@ -63,6 +63,9 @@ _VALIDATED_BY: dict[str, f.Field] = {
 }
 
 
+REQUIRED_ARGS = ("url", "token", "user_id", "user_email")
+
+
 def validate(args: UserWithKeyArgs) -> None:
     """Reject bad plain values at construction (so at preview), naming the module input; values that
     are Outputs are validated by the resources' `check` once known."""
@@ -70,7 +73,7 @@ def validate(args: UserWithKeyArgs) -> None:
         value = getattr(args, name)
         if isinstance(value, pulumi.Output) or f.is_unknown(value):
             continue
-        if value is None and (field.required or name in ("url", "token", "user_id", "user_email")):
+        if value is None and name in REQUIRED_ARGS:
             raise ValueError(f"UserWithKeyArgs.{name} is required")
         try:
             field.parse(value)

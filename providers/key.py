@@ -148,11 +148,11 @@ class KeyArgs:
     """Inputs of a `Key`; the field table above says how each is validated and sent."""
 
     url: pulumi.Input[str]
-    token: pulumi.Input[str]
+    token: pulumi.Input[str] = dataclasses.field(repr=False)  # never printed
     user_id: pulumi.Input[str]
     key_alias: pulumi.Input[str]
     models: pulumi.Input[list[str]] = dataclasses.field(default_factory=list)
-    existing_key: Optional[pulumi.Input[str]] = None
+    existing_key: Optional[pulumi.Input[str]] = dataclasses.field(default=None, repr=False)  # a raw key
     max_budget: Optional[pulumi.Input[float]] = None
     budget_duration: Optional[pulumi.Input[str]] = None
     duration: Optional[pulumi.Input[str]] = None

@@ -151,7 +151,7 @@ class UserArgs:
     """Inputs of a `User`; the field table above says how each is validated and sent."""
 
     url: pulumi.Input[str]
-    token: pulumi.Input[str]
+    token: pulumi.Input[str] = dataclasses.field(repr=False)  # never printed
     user_id: pulumi.Input[str]
     user_email: pulumi.Input[str]
     user_role: pulumi.Input[str] = "internal_user_viewer"
