@@ -8,6 +8,7 @@ so a diff of canonical values is a no-op exactly when nothing changed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -213,6 +214,7 @@ class Field:
     diffed:   a change is a change (False for creation-time settings that are never sent again).
     secret:   never shown in messages.
     clearable: LiteLLM accepts null/empty on update to remove the value.
+    default:  the value `check` fills in when the input is absent (None: nothing).
     """
 
     name: str
@@ -224,6 +226,7 @@ class Field:
     diffed: bool = True
     secret: bool = False
     clearable: bool = True
+    default: Any = None
 
 
 CREDENTIALS = (
@@ -247,6 +250,8 @@ def check(fields: Iterable[Field], news: Mapping[str, Any]) -> tuple[dict[str, A
         value = inputs.get(field.name)
         if is_unknown(value):
             continue
+        if value is None and field.default is not None:
+            value = copy.deepcopy(field.default)
         if value is None and field.required:
             failures.append(CheckFailure(field.name, f"{field.name} is required"))
             continue

@@ -15,7 +15,7 @@ import dataclasses
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
 from .base import LiteLLMProvider, client_for, current_client_for
@@ -27,9 +27,9 @@ KEY_FIELDS: tuple[f.Field, ...] = (
     # key goes with the user (user_id replaces), so it never triggers anything by itself.
     f.Field("existing_key", f.optional(f.text(512)), sent=False, live=False, diffed=False, secret=True),
     f.Field("user_id", f.text(), required=True, replaces=True),
-    # Required: the alias is how a create whose answer was lost is found again.
+    # Required (check defaults it to user_id): the alias is how a create whose answer was lost is found again.
     f.Field("key_alias", f.text(), required=True),
-    f.Field("models", f.string_list, required=True),
+    f.Field("models", f.string_list, required=True, default=[]),
     f.Field("max_budget", f.budget),
     f.Field("budget_duration", f.duration),
     f.Field("duration", f.duration, live=False),
@@ -38,15 +38,20 @@ KEY_FIELDS: tuple[f.Field, ...] = (
     f.Field("max_parallel_requests", f.count),
     f.Field("tpm_limit", f.count),
     f.Field("rpm_limit", f.count),
-    f.Field("spend", f.spend, live=False),
+    f.Field("spend", f.spend, live=False, default=0),
     f.Field("model_max_budget", f.model_budgets),
-    f.Field("adopt_existing", f.boolean, required=True, sent=False, live=False, diffed=False),
+    f.Field("adopt_existing", f.boolean, required=True, sent=False, live=False, diffed=False, default=False),
 )
 SECRET_OUTPUTS = ["token", "existing_key", "key", "key_response"]
 
 
 class KeyProvider(LiteLLMProvider):
     FIELDS = KEY_FIELDS
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        if news.get("key_alias") is None and isinstance(news.get("user_id"), str):
+            news = {**news, "key_alias": news["user_id"]}  # as the module does
+        return super().check(olds, news)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_for(props)

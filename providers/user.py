@@ -23,16 +23,16 @@ USER_FIELDS: tuple[f.Field, ...] = (
     f.Field("user_id", f.text(), required=True, replaces=True),
     f.Field("user_email", f.email, required=True),
     f.Field("user_alias", f.optional(f.text())),
-    f.Field("user_role", f.role, required=True),
+    f.Field("user_role", f.role, required=True, default="internal_user_viewer"),
     # /user/update ignores an empty list, so a user's models cannot be cleared once set.
-    f.Field("models", f.string_list, required=True, clearable=False),
+    f.Field("models", f.string_list, required=True, clearable=False, default=[]),
     f.Field("max_budget", f.budget),
     f.Field("tpm_limit", f.count),
     f.Field("rpm_limit", f.count),
     # Creation-time settings: they shape /user/new and are never sent again.
-    f.Field("auto_create_key", f.boolean, required=True, sent=False, live=False, diffed=False),
+    f.Field("auto_create_key", f.boolean, required=True, sent=False, live=False, diffed=False, default=False),
     f.Field("key_alias", f.optional(f.text()), sent=False, live=False, diffed=False),
-    f.Field("adopt_existing", f.boolean, required=True, sent=False, live=False, diffed=False),
+    f.Field("adopt_existing", f.boolean, required=True, sent=False, live=False, diffed=False, default=False),
 )
 SECRET_OUTPUTS = ["token", "user_response"]
 
