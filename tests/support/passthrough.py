@@ -13,6 +13,14 @@ proxy calls, and can inject faults on matching requests:
         tap.inject("drop_after", method="POST", path="/key/generate")
         ... point the client at tap.url ...
         assert tap.count(path="/key/generate") == 2
+
+An optional `rewrite` hook sees every forwarded answer and may replace it (benchmarks use it to give a
+third-party tool what it needs from this proxy); it can fetch more from the proxy with the same method and
+path and another query string, and `upstream_count` counts those extra requests too:
+
+    def rewrite(method, path, query, status, payload, fetch):  # fetch(query) -> (status, payload)
+        return status, payload
+    with PassThrough(upstream_url, rewrite=rewrite) as tap: ...
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 FAULTS = ("drop_before", "drop_after", "delay", "status", "truncate")
@@ -37,6 +45,7 @@ class Call:
     query: str
     status: Optional[int]  # None when the pass-through answered nothing
     fault: Optional[str] = None
+    upstream: int = 1  # requests the proxy saw for this call (0: answered here; > 1: a rewrite fetched more)
 
 
 @dataclasses.dataclass
@@ -53,9 +62,14 @@ class Fault:
         return self.times > 0 and (self.method in (None, method)) and (self.path in (None, path))
 
 
+Fetch = Callable[[str], "tuple[int, bytes]"]
+Rewrite = Callable[[str, str, str, int, bytes, Fetch], "tuple[int, bytes]"]
+
+
 class PassThrough:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, rewrite: Optional[Rewrite] = None) -> None:
         parts = urlsplit(upstream)
+        self.rewrite = rewrite
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
@@ -121,6 +135,13 @@ class PassThrough:
                 if (method in (None, c.method)) and (path in (None, c.path)) and (not writes or c.method == "POST")
             )
 
+    def upstream_count(self, *, method: Optional[str] = None, path: Optional[str] = None) -> int:
+        """Requests the proxy itself saw (a rewrite may fetch several per call; local answers count 0)."""
+        with self._lock:
+            return sum(
+                c.upstream for c in self.calls if (method in (None, c.method)) and (path in (None, c.path))
+            )
+
     # --------------------------------------------------------------- internals
     def _take_fault(self, method: str, path: str) -> Optional[Fault]:
         with self._lock:
@@ -162,11 +183,11 @@ class _Handler(BaseHTTPRequestHandler):
         line = f'"{self.command} {self.path} HTTP/1.1"'
 
         if kind == "drop_before":
-            tap._record(Call(self.command, path, query, None, kind), line)
+            tap._record(Call(self.command, path, query, None, kind, upstream=0), line)
             return self._drop()
         if kind == "status":
             assert fault is not None
-            tap._record(Call(self.command, path, query, fault.status, kind), line)
+            tap._record(Call(self.command, path, query, fault.status, kind, upstream=0), line)
             payload = json.dumps({"error": {"message": f"injected {fault.status}", "code": str(fault.status)}}).encode()
             extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return self._answer(fault.status, payload, {"Content-Type": "application/json", **extra})
@@ -179,7 +200,17 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             tap._record(Call(self.command, path, query, 502, "upstream"), line)
             return self._answer(502, b'{"error": {"message": "upstream unreachable"}}', {})
-        tap._record(Call(self.command, path, query, None if kind in ("drop_after", "truncate") else status, kind), line)
+        upstream = 1
+        if tap.rewrite is not None and kind is None:
+            def fetch(other_query: str) -> tuple[int, bytes]:
+                nonlocal upstream
+                upstream += 1
+                got_status, _, got = self._forward(b"", f"{path}?{other_query}" if other_query else path)
+                return got_status, got
+
+            status, payload = tap.rewrite(self.command, path, query, status, payload, fetch)
+        tap._record(Call(self.command, path, query, None if kind in ("drop_after", "truncate") else status, kind,
+                         upstream=upstream), line)
         if kind == "drop_after":
             return self._drop()
         if kind == "truncate":
@@ -192,12 +223,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._drop()
         self._answer(status, payload, {"Content-Type": headers.get("content-type", "application/json")})
 
-    def _forward(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _forward(self, body: bytes, target: Optional[str] = None) -> tuple[int, dict[str, str], bytes]:
         host, port = self.passthrough._upstream
         conn = http.client.HTTPConnection(host, port, timeout=120)
         try:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-            conn.request(self.command, self.path, body=body or None, headers=headers)
+            if target is not None:  # another request than the client's (a rewrite's fetch): no body
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+            conn.request(self.command, target or self.path, body=body or None, headers=headers)
             response = conn.getresponse()
             return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
         finally:
