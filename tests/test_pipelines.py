@@ -109,6 +109,7 @@ def test_github_previews_pull_requests_and_deploys_main_with_the_policy_pack():
         [pulumi] = [step for step in steps if step.get("uses", "").startswith("pulumi/actions@")]
         inputs = pulumi["with"]
         assert inputs["command"] == command and inputs["diff"] is True and inputs["policyPacks"] == "policy"
+        assert inputs["policyPackConfigs"] == "policy/config.json"
         assert inputs["stack-name"] == "${{ env.PULUMI_STACK }}"
         assert inputs.get("comment-on-pr", False) is comment
         assert pulumi["env"] == {s: "${{ secrets.%s }}" % s for s in SECRETS}
@@ -162,10 +163,12 @@ def test_gitlab_previews_merge_requests_and_deploys_the_default_branch_with_the_
     install = ci["default"]["before_script"][:2]
     assert " && ".join(install) == INSTALL.replace("python -m", "python3 -m")
     preview = "\n".join(ci["preview"]["script"])
-    assert re.search(r"pulumi preview --diff --policy-pack policy --stack \"\$PULUMI_STACK\" --non-interactive", preview)
+    assert re.search(r"pulumi preview --diff --policy-pack policy --policy-pack-config policy/config.json "
+                     r"--stack \"\$PULUMI_STACK\" --non-interactive", preview)
     assert "scripts/post_mr_comment.py" in preview and preview.rstrip().endswith('exit "$status"')
     assert ci["up"]["script"] == [
-        'pulumi up --yes --diff --policy-pack policy --stack "$PULUMI_STACK" --non-interactive --color never'
+        'pulumi up --yes --diff --policy-pack policy --policy-pack-config policy/config.json --stack "$PULUMI_STACK" '
+        "--non-interactive --color never"
     ]
     assert ci["up"]["resource_group"] == "pulumi-$PULUMI_STACK"
 
@@ -182,6 +185,7 @@ def test_gitlab_never_prints_or_hard_codes_a_secret():
 
 def test_the_pipelines_point_at_files_that_exist():
     assert (ROOT / "policy" / "PulumiPolicy.yaml").exists()
+    assert (ROOT / "policy" / "config.json").exists()
     assert (ROOT / "Pulumi.dev.yaml").exists()  # the default stack
     assert (ROOT / "scripts" / "post_mr_comment.py").exists()
 

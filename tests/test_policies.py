@@ -9,6 +9,8 @@ resource, the field, the value and the limit.
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any, Optional
 
 import jsonschema
@@ -139,6 +141,16 @@ def test_every_policy_has_a_description_a_schema_with_defaults_and_an_enforcemen
         jsonschema.validate(defaults, schema)
         for spec in schema["properties"].values():
             assert spec["description"]
+
+
+def test_the_committed_pack_config_is_valid_for_every_policy():
+    config = json.loads((Path(lp.__file__).parent / "config.json").read_text())
+    assert set(config) == set(lp.DEFAULTS)
+    for policy in lp.POLICIES:
+        entry = dict(config[policy.name])
+        assert entry.pop("enforcementLevel") in ("advisory", "mandatory", "disabled")
+        schema = {"type": "object", "properties": policy.config_schema.properties, "additionalProperties": False}
+        jsonschema.validate(entry, schema)
 
 
 def test_the_duration_grammar_is_the_providers():

@@ -13,6 +13,7 @@ provider's `check` as the engine does before analyzing.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -74,12 +75,14 @@ def struct(props: dict[str, Any]) -> struct_pb2.Struct:
     return out
 
 
-def configure(stub, info: pb.AnalyzerInfo, overrides: Optional[dict[str, dict[str, Any]]] = None) -> None:
-    """Configure as the CLI does: every policy, its enforcement level, its schema defaults then the overrides."""
+def configure(stub, info: pb.AnalyzerInfo, overrides: Optional[dict[str, Any]] = None) -> None:
+    """Configure as the CLI does with a `--policy-pack-config` file: every policy, its enforcement level (the
+    file's, else the policy's own), its schema defaults, then the file's parameters."""
     overrides = overrides or {}
     request = pb.ConfigureAnalyzerRequest()
     for policy in info.policies:
-        settings = dict(overrides.get(policy.name, {}))
+        settings = overrides.get(policy.name, {})
+        settings = {"enforcementLevel": settings} if isinstance(settings, str) else dict(settings)
         level = settings.pop("enforcementLevel", None)
         schema = json_format.MessageToDict(policy.configSchema.properties)
         properties = {name: spec["default"] for name, spec in schema.items() if "default" in spec}
@@ -159,6 +162,17 @@ def test_the_dev_stack_passes_every_policy(analyzer, info, dev_stack):
     assert types == sorted([lp.COMPONENT_TYPE] * 2 + [lp.USER_TYPE] * 2 + [lp.KEY_TYPE] * 2)
     configure(analyzer, info)
     assert summary(preview(analyzer, dev_stack)) == []
+
+
+def test_the_committed_pack_config_lets_the_dev_stack_through(analyzer, info, dev_stack):
+    config = json.loads((POLICY_DIR / "config.json").read_text())  # what the pipelines pass
+    configure(analyzer, info, config)
+    assert summary(preview(analyzer, dev_stack)) == []
+    configure(analyzer, info, {**config, "litellm-key-expires": {"enforcementLevel": "mandatory", "maxDuration": "7d"}})
+    assert summary(preview(analyzer, dev_stack)) == [
+        ("litellm-key-expires", "Key 'dev-alice': duration '365d' is longer than the maximum key lifetime '7d' (maxDuration)"),
+        ("litellm-key-expires", "Key 'dev-bob': duration '30d' is longer than the maximum key lifetime '7d' (maxDuration)"),
+    ]
 
 
 def test_a_preview_with_values_unknown_until_apply_runs_every_policy(analyzer, info):
