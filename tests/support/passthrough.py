@@ -25,10 +25,12 @@ path and another query string, and `upstream_count` counts those extra requests 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import json
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -72,6 +74,8 @@ class PassThrough:
         self.rewrite = rewrite
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0  # requests being handled (a delayed one is recorded only when it is forwarded)
         self._faults: list[Fault] = []
         self.calls: list[Call] = []
         self.access_log: list[str] = []  # request lines as an access log would write them
@@ -91,9 +95,10 @@ class PassThrough:
         class Handler(_Handler):
             passthrough = tap
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: stop() (shutdown) waits for it, once per test.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
@@ -135,6 +140,23 @@ class PassThrough:
                 if (method in (None, c.method)) and (path in (None, c.path)) and (not writes or c.method == "POST")
             )
 
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no request is being handled (a delayed request the client gave up on still reaches
+        the proxy, later); True when idle. Call before asserting on the proxy's state or on counts."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
+    @contextlib.contextmanager
+    def _busy(self):  # type: ignore[no-untyped-def]
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
     def upstream_count(self, *, method: Optional[str] = None, path: Optional[str] = None) -> int:
         """Requests the proxy itself saw (a rewrite may fetch several per call; local answers count 0)."""
         with self._lock:
@@ -174,6 +196,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def _handle(self) -> None:
+        with self.passthrough._busy():
+            self._serve()
+
+    def _serve(self) -> None:
         tap = self.passthrough
         path, _, query = self.path.partition("?")
         length = int(self.headers.get("Content-Length") or 0)
@@ -250,3 +276,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """No traceback on stderr when a client hung up first (it timed out, or a fault dropped the line)."""
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
