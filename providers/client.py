@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
+import random
 import re
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -37,7 +40,14 @@ def redact(text: str, *secrets: str | None) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class ClientSettings:
-    """Timeouts and the retry budget, from the environment (the plugin process inherits the engine's)."""
+    """Timeouts and the retry budget, from the environment (the plugin process inherits the engine's).
+
+    LITELLM_CONNECT_TIMEOUT    seconds to open a connection (default 5)
+    LITELLM_READ_TIMEOUT       seconds to wait for an answer (default 30)
+    LITELLM_RETRY_MAX_SECONDS  total time one call may spend retrying, backoff included (default 30; 0: no retry)
+    LITELLM_RETRY_ATTEMPTS     retries after the first attempt (default 5; 0: no retry)
+    LITELLM_RETRY_BACKOFF      first back-off in seconds, doubled at each retry, plus as much jitter (default 0.5)
+    """
 
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
@@ -47,33 +57,38 @@ class ClientSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "ClientSettings":
-        def number(name: str, default: float) -> float:
+        def number(name: str, default: float, *, positive: bool = False, whole: bool = False) -> float:
             raw = env.get(name)
             if raw in (None, ""):
                 return default
+            accepted = "a whole number >= 0" if whole else ("a number of seconds > 0" if positive else "a number of seconds >= 0")
             try:
                 value = float(raw)
             except ValueError:
-                raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {raw!r}")
+                raise ValueError(f"{name} must be {accepted}, got {raw!r}") from None
+            if not math.isfinite(value) or value < 0 or (positive and value == 0) or (whole and value != int(value)):
+                raise ValueError(f"{name} must be {accepted}, got {raw!r}")
             return value
 
         return cls(
-            connect_timeout=number("LITELLM_CONNECT_TIMEOUT", cls.connect_timeout),
-            read_timeout=number("LITELLM_READ_TIMEOUT", cls.read_timeout),
+            connect_timeout=number("LITELLM_CONNECT_TIMEOUT", cls.connect_timeout, positive=True),
+            read_timeout=number("LITELLM_READ_TIMEOUT", cls.read_timeout, positive=True),
             retry_max_seconds=number("LITELLM_RETRY_MAX_SECONDS", cls.retry_max_seconds),
-            retry_attempts=int(number("LITELLM_RETRY_ATTEMPTS", cls.retry_attempts)),
+            retry_attempts=int(number("LITELLM_RETRY_ATTEMPTS", cls.retry_attempts, whole=True)),
+            backoff_factor=number("LITELLM_RETRY_BACKOFF", cls.backoff_factor),
         )
 
 
 class LiteLLMError(Exception):
     """A failed management call. `status` is LiteLLM's HTTP status (None when no answer came back)."""
 
-    def __init__(self, operation: str, message: str, status: int | None = None) -> None:
+    def __init__(
+        self, operation: str, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         self.operation = operation
         self.status = status
         self.detail = message
+        self.retry_after = retry_after  # seconds the proxy asked us to wait (429/503 Retry-After)
         where = f"HTTP {status}" if status is not None else "no response"
         super().__init__(f"{operation} failed ({where}): {message}")
 
@@ -87,7 +102,61 @@ class Conflict(LiteLLMError):
 
 
 class AmbiguousFailure(LiteLLMError):
-    """The request may or may not have reached the proxy (timeout, reset, 5xx): look before retrying."""
+    """The request may or may not have reached the proxy (timeout, reset, 5xx): look before retrying.
+    (429 is one too, although LiteLLM rejects before acting: `surely_not_done` tells them apart.)"""
+
+    @property
+    def surely_not_done(self) -> bool:
+        return self.status == 429
+
+    @property
+    def retryable(self) -> bool:
+        """Worth another attempt: no answer, or 429/502/503/504. A 500 is LiteLLM's own verdict on the
+        request (an invalid duration, an Enterprise-only field) and would only fail again."""
+        return self.status is None or self.status in RETRY_STATUSES
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: an integer (RFC 9110), a decimal (lenient) or an HTTP date; None if malformed."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            return max(0.0, Retry().parse_retry_after(value))
+        except InvalidHeader:
+            return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+class RetryBudget:
+    """The retry budget of one logical operation done in several calls (a create that looks before it
+    tries again): at most `retry_attempts` more attempts, none started after `retry_max_seconds`, each
+    after an exponential backoff with jitter, or the Retry-After the proxy asked for."""
+
+    def __init__(self, settings: "ClientSettings") -> None:
+        self._settings = settings
+        self._started = time.monotonic()
+        self.retries = 0
+
+    def remaining(self) -> float:
+        return self._settings.retry_max_seconds - (time.monotonic() - self._started)
+
+    def wait(self, error: Optional[LiteLLMError] = None) -> bool:
+        """Sleep before the next attempt and return True, or return False when the budget is spent."""
+        s = self._settings
+        if self.retries >= s.retry_attempts or self.remaining() <= 0:
+            return False
+        self.retries += 1
+        pause = s.backoff_factor * (2 ** (self.retries - 1)) + random.uniform(0, s.backoff_factor)
+        if error is not None and error.retry_after is not None:
+            pause = error.retry_after
+        time.sleep(max(0.0, min(pause, self.remaining())))
+        return True
+
+    def spent(self) -> str:
+        return f"{self.retries + 1} attempt(s) in {time.monotonic() - self._started:.1f}s"
 
 
 class BoundedRetry(Retry):
@@ -118,7 +187,8 @@ class BoundedRetry(Retry):
         return max(0.0, min(super().get_backoff_time(), self._remaining()))
 
     def get_retry_after(self, response: Any) -> float | None:
-        after = super().get_retry_after(response)
+        # A malformed or fractional Retry-After falls back to the backoff instead of failing the call.
+        after = _parse_retry_after(response.headers.get("Retry-After"))
         return None if after is None else max(0.0, min(after, self._remaining()))
 
 
@@ -196,6 +266,10 @@ class LiteLLMClient:
         )
         return [row for row in found.get("keys", []) if isinstance(row, dict) and row.get("key_alias") == alias]
 
+    def budget(self) -> RetryBudget:
+        """A retry budget for an operation made of several calls (see RetryBudget)."""
+        return RetryBudget(self._settings)
+
     # --------------------------------------------------------------- plumbing
     def _call(
         self,
@@ -209,23 +283,33 @@ class LiteLLMClient:
     ) -> Any:
         session = self._retrying if idempotent else self._once
         timeout = (self._settings.connect_timeout, self._settings.read_timeout)
-        try:
-            response = session.request(
-                method,
-                self._url + path,
-                params=params,
-                json=body,
-                headers={"Authorization": f"Bearer {self._token}"},
-                timeout=timeout,
-            )
-        except requests.RequestException as err:
-            # `from None`: the chained urllib3 exception would carry the request into tracebacks.
-            reason = redact(_describe(err), self._token)
-            # A connect timeout never sent the request; anything else may have reached the proxy.
-            never_sent = isinstance(err, requests.exceptions.ConnectTimeout)
-            cls = LiteLLMError if never_sent else AmbiguousFailure
-            raise cls(operation, f"{reason} ({self._url}{path})") from None
-        return self._decode(operation, response)
+        budget = self.budget()
+        while True:
+            failure: LiteLLMError | None = None
+            try:
+                response = session.request(
+                    method,
+                    self._url + path,
+                    params=params,
+                    json=body,
+                    headers={"Authorization": f"Bearer {self._token}"},
+                    timeout=timeout,
+                )
+            except requests.RequestException as err:
+                reason = redact(_describe(err), self._token)
+                # A request that never got a connection never reached the proxy; anything else may have.
+                cls = LiteLLMError if _never_sent(err) else AmbiguousFailure
+                failure = cls(operation, f"{reason} ({self._url}{path})")
+                # urllib3 retries what fails before the answer's body; an answer cut off mid-body
+                # (ChunkedEncodingError) is retried here, for idempotent calls only.
+                truncated = isinstance(err, requests.exceptions.ChunkedEncodingError)
+                if idempotent and truncated and budget.wait():
+                    continue
+            # Raised outside `except`, so no chained urllib3 exception (which holds the request and its
+            # Authorization header) rides along in __context__ into tracebacks.
+            if failure is not None:
+                raise failure
+            return self._decode(operation, response)
 
     def _decode(self, operation: str, response: requests.Response) -> Any:
         status = response.status_code
@@ -243,17 +327,33 @@ class LiteLLMClient:
         if status == 409 or (status == 400 and "already exists" in message):
             raise Conflict(operation, message, status)
         if status >= 500 or status == 429:
-            raise AmbiguousFailure(operation, message, status)
+            retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+            raise AmbiguousFailure(operation, message, status, retry_after)
         raise LiteLLMError(operation, message, status)
 
 
+def _reason(err: requests.RequestException) -> Any:
+    """The urllib3 error under requests' wrapper (MaxRetryError's reason when retries ran out)."""
+    inner = err.args[0] if err.args else None
+    return getattr(inner, "reason", inner)
+
+
+def _never_sent(err: requests.RequestException) -> bool:
+    return isinstance(err, requests.exceptions.ConnectTimeout) or isinstance(_reason(err), NewConnectionError)
+
+
 def _describe(err: requests.RequestException) -> str:
+    reason = _reason(err)
     if isinstance(err, requests.exceptions.ConnectTimeout):
         return "timed out connecting to the proxy"
-    if isinstance(err, requests.exceptions.ReadTimeout):
+    if isinstance(err, requests.exceptions.ReadTimeout) or isinstance(reason, ReadTimeoutError):
         return "timed out waiting for the proxy's answer"
     if isinstance(err, requests.exceptions.SSLError):
         return "TLS verification failed (set REQUESTS_CA_BUNDLE for a private CA)"
+    if isinstance(err, requests.exceptions.ChunkedEncodingError):
+        return "the proxy's answer was cut off before its end"
+    if isinstance(reason, NewConnectionError):
+        return "could not connect to the proxy (refused or unreachable)"
     if isinstance(err, requests.exceptions.ConnectionError):
         return "connection to the proxy failed or was dropped"
     return type(err).__name__
@@ -274,6 +374,8 @@ def _error_message(payload: Any, text: str) -> str:
                     parts.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
             if parts:
                 return "; ".join(parts)
+        if isinstance(detail, dict) and detail.get("error"):  # HTTPException(detail={"error": ...})
+            return str(detail["error"])
         if detail:
             return str(detail)
     return text[:500] or "empty response"
