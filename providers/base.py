@@ -62,6 +62,13 @@ class LiteLLMProvider(ResourceProvider):
     def field(cls, name: str) -> fields.Field:
         return next(f for f in cls.FIELDS if f.name == name)
 
+    @classmethod
+    def as_declared(cls, live: Mapping[str, Any], props: Mapping[str, Any]) -> bool:
+        """True when a live row holds exactly the declared value of every field that was sent and is
+        reported back: what a create of these props would have made."""
+        names = fields.changed(cls.FIELDS, fields.live_values(cls.FIELDS, live), props)
+        return not [n for n in names if cls.field(n).sent and cls.field(n).live]
+
 
 def client_for(props: Mapping[str, Any]) -> LiteLLMClient:
     """A client with the credentials the program declared (create, update)."""

@@ -61,7 +61,12 @@ class KeyProvider(LiteLLMProvider):
         else:
             raw, response = self._generate(client, props)
         key_hash = token_hash(raw) if raw else response["token"]
-        key_data = client.key_info(key_hash)
+        # The key exists now: a failed read-back must not fail the create (the engine would forget a key
+        # that exists, and the next `up` would collide with its alias); `key_data` then waits for a refresh.
+        try:
+            key_data = client.key_info(key_hash)
+        except LiteLLMError:
+            key_data = None
         return CreateResult(key_hash, _outputs(props, raw, response, key_data))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -81,7 +86,7 @@ class KeyProvider(LiteLLMProvider):
             return UpdateResult(_outputs(news, raw, olds.get("key_response"), olds.get("key_data")))
         client = client_for(news)
         try:
-            response = client.key_update(id_, f.body(KEY_FIELDS, news, sent))
+            response = client.key_update(id_, _body(news, sent))
         except NotFound:
             raise LiteLLMError(
                 "update key",
@@ -99,20 +104,67 @@ class KeyProvider(LiteLLMProvider):
 
     # ----------------------------------------------------------------------
     def _generate(self, client: LiteLLMClient, props: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        """POST /key/generate, never blindly: after an ambiguous failure the key may exist with its raw value
+        lost in the dropped answer (an unusable key), so look it up by alias, delete it, and generate again,
+        within the retry budget. When the budget runs out, the key of the last attempt has been deleted too:
+        nothing is left behind. The first lookup tells ours from a key that was there before: one our
+        request created holds exactly the declared values; any other takes the adoption path."""
         request = f.body(KEY_FIELDS, props)
         alias = props["key_alias"]
+        budget = client.budget()
+        looked = False  # a lookup after an ambiguous failure: from then on, a key with our alias is ours
+        while True:
+            try:
+                response = client.key_generate(request)
+                return response["key"], response
+            except Conflict as err:
+                if not looked:
+                    return self._adopt_alias(client, props, err)
+                failure: LiteLLMError = err  # an earlier attempt of ours landed after we looked
+            except AmbiguousFailure as err:
+                failure = err
+            if not (isinstance(failure, AmbiguousFailure) and failure.surely_not_done):  # 429: nothing made
+                other = self._discard(client, props, failure, first=not looked)
+                if other is not None:
+                    return self._adopt_alias(client, props, other)
+                looked = True
+            if isinstance(failure, AmbiguousFailure) and not failure.retryable:
+                raise LiteLLMError("generate key", f"{failure.detail} (no key was left behind)", failure.status)
+            if not budget.wait(failure):
+                raise LiteLLMError(
+                    "generate key",
+                    f"{failure.detail}; gave up after {budget.spent()}. No key with alias {alias!r} was left "
+                    "behind: run `pulumi up` again",
+                    failure.status,
+                )
+
+    def _discard(
+        self, client: LiteLLMClient, props: dict[str, Any], failure: LiteLLMError, first: bool
+    ) -> Conflict | None:
+        """Delete the key our lost attempt made (its raw value is gone with the answer). Returns a Conflict,
+        deleting nothing, when the key with our alias is not ours: another user's, or (first lookup) one
+        that does not hold the declared values, so it was there before our request."""
+        alias = props["key_alias"]
         try:
-            response = client.key_generate(request)
-        except Conflict as err:
-            return self._adopt_alias(client, props, err)
-        except AmbiguousFailure:
-            # The key may exist with its raw value lost in the dropped answer: an unusable key. Delete it
-            # (only one of this user's, by alias), then generate once more.
-            for row in client.keys_with_alias(alias):
-                if row.get("user_id") == props["user_id"] and row.get("token"):
+            rows = client.keys_with_alias(alias)
+            for row in rows:
+                if row.get("user_id") != props["user_id"] or (first and not self.as_declared(row, props)):
+                    return Conflict("generate key", f"key_alias {alias!r} is already used by another key", 400)
+            for row in rows:
+                try:
                     client.key_delete(row["token"])
-            response = client.key_generate(request)
-        return response["key"], response
+                except NotFound:
+                    pass
+        except LiteLLMError as err:
+            raise LiteLLMError(
+                "generate key",
+                f"{failure.detail}; then looking up and deleting the key it may have created (alias {alias!r}, "
+                f"its raw value was lost) failed too ({err}). If the next `pulumi up` reports that the alias is "
+                "taken, that key is the one this attempt created: delete it on the proxy (POST /key/delete "
+                '{"key_aliases": [alias]}) or set adopt_existing=True',
+                failure.status,
+            ) from None
+        return None
 
     def _adopt_alias(self, client: LiteLLMClient, props: dict[str, Any], err: Conflict) -> tuple[None, dict[str, Any]]:
         alias = props["key_alias"]
@@ -138,10 +190,19 @@ class KeyProvider(LiteLLMProvider):
 def _settings(props: dict[str, Any]) -> dict[str, Any]:
     """Every declared setting, unset ones as null, for taking over a key that was minted elsewhere."""
     names = [fl.name for fl in KEY_FIELDS if fl.sent]
-    settings = f.body(KEY_FIELDS, props, names)
+    settings = _body(props, names)
     if settings.get("model_max_budget") is None:
         settings.pop("model_max_budget", None)  # null here trips LiteLLM's enterprise-only check
     return settings
+
+
+def _body(props: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """f.body for /key/update, but metadata is cleared with {} instead of null: LiteLLM cannot delete a key
+    whose metadata is null (500 while archiving it), so null would make the key undeletable."""
+    body = f.body(KEY_FIELDS, props, names)
+    if "metadata" in body and body["metadata"] is None:
+        body["metadata"] = {}
+    return body
 
 
 def _outputs(props: dict[str, Any], raw: str | None, response: Any, key_data: Any) -> dict[str, Any]:

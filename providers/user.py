@@ -46,13 +46,13 @@ class UserProvider(LiteLLMProvider):
         request["auto_create_key"] = props["auto_create_key"]
         if props["auto_create_key"] and props.get("key_alias"):
             request["key_alias"] = props["key_alias"]
+        response = self._create(client, props, request)
+        # The user exists now: a failed read-back must not fail the create (the engine would forget a user
+        # that exists, and the next `up` would collide with it); `user_data` then waits for a refresh.
         try:
-            response = client.user_new(request)
-        except Conflict as err:
-            response = self._adopt(client, props, err)
-        except AmbiguousFailure:
-            response = self._recover(client, props, request)
-        user_data = client.user_info(props["user_id"])
+            user_data = client.user_info(props["user_id"])
+        except LiteLLMError:
+            user_data = None
         return CreateResult(props["user_id"], _outputs(props, response, user_data))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -111,13 +111,63 @@ class UserProvider(LiteLLMProvider):
             client.user_update({"user_id": user_id, **f.body(USER_FIELDS, props, sent)})
         return {**live, "key": "", "adopted": True}
 
-    def _recover(self, client: LiteLLMClient, props: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-        """/user/new may or may not have happened: look, then create at most once more."""
+    def _create(self, client: LiteLLMClient, props: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+        """POST /user/new at most once per attempt, never blindly: after an ambiguous failure (the request may
+        have reached the proxy) look the user up, and try again only if it is not there, within the retry
+        budget. The first lookup tells ours from a user that was there before: one our request created
+        holds exactly the declared values; any other was there already (our request met the 409 we never
+        saw) and takes the adoption path. Once a lookup found nothing, whatever appears is ours."""
+        user_id = props["user_id"]
+        budget = client.budget()
+        looked = False  # a lookup after an ambiguous failure found no user
+        while True:
+            try:
+                return client.user_new(request)
+            except Conflict as err:
+                if not looked:
+                    return self._adopt(client, props, err)
+                # An earlier attempt of ours landed after we looked (it was slow, not lost): it is ours,
+                # unless the conflict is another user's email (then there is no user with our id).
+                existing = self._look(client, props, err)
+                return self._adopt(client, props, err) if existing is None else self._recover(client, props, existing)
+            except AmbiguousFailure as err:
+                failure = err
+            if not failure.surely_not_done:  # 429: LiteLLM refused before acting, nothing to look for
+                existing = self._look(client, props, failure)
+                if existing is not None:
+                    if looked or self.as_declared(existing.get("user_info") or {}, props):
+                        return self._recover(client, props, existing)
+                    return self._adopt(client, props, Conflict("create user", f"user {user_id!r} already exists", 409))
+                looked = True
+            if not failure.retryable:
+                raise LiteLLMError("create user", f"{failure.detail} (user {user_id!r} was not created)", failure.status)
+            if not budget.wait(failure):
+                raise LiteLLMError(
+                    "create user",
+                    f"{failure.detail}; gave up after {budget.spent()}. User {user_id!r} "
+                    + ("is not on the proxy (looked it up), " if looked else "was not created, ")
+                    + "so nothing was left behind: run `pulumi up` again",
+                    failure.status,
+                )
+
+    def _look(self, client: LiteLLMClient, props: dict[str, Any], failure: LiteLLMError) -> dict[str, Any] | None:
+        """/user/info after an ambiguous create: the user, or None when it does not exist."""
         user_id = props["user_id"]
         try:
-            existing = client.user_info(user_id)
+            return client.user_info(user_id)
         except NotFound:
-            return client.user_new(request)
+            return None
+        except LiteLLMError as err:
+            raise LiteLLMError(
+                "create user",
+                f"{failure.detail}; then looking up whether user {user_id!r} was created failed too ({err}). "
+                "If the next `pulumi up` reports that it already exists, it is the one this attempt created: "
+                "set adopt_existing=True for that run to take it over",
+                failure.status,
+            ) from None
+
+    def _recover(self, client: LiteLLMClient, props: dict[str, Any], existing: dict[str, Any]) -> dict[str, Any]:
+        """Our /user/new happened though its answer was lost: carry on with the user it created."""
         if props["auto_create_key"]:
             # The raw key of the auto-created key was in the lost response: delete that key, so the Key
             # resource generates a replacement instead of leaving an unusable key behind.
@@ -127,7 +177,7 @@ class UserProvider(LiteLLMProvider):
                         client.key_delete(row["token"])
                     except NotFound:
                         pass
-        return {**existing["user_info"], "key": ""}
+        return {**(existing.get("user_info") or {}), "key": ""}
 
 
 def _require_exists(client: LiteLLMClient, user_id: str) -> None:
