@@ -55,10 +55,15 @@ class KeyProvider(LiteLLMProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_for(props)
-        if props.get("existing_key"):
-            raw: str | None = props["existing_key"]
-            response = client.key_update(token_hash(raw), _settings(props))
-        else:
+        raw: str | None = props.get("existing_key")
+        if raw:
+            try:
+                response = client.key_update(token_hash(raw), _settings(props))
+            except NotFound:
+                # The key /user/new minted is gone (deleted outside Pulumi, then refreshed out of the
+                # state): mint one for the user, so `up` restores a key as declared instead of failing.
+                raw = None
+        if not raw:
             raw, response = self._generate(client, props)
         key_hash = token_hash(raw) if raw else response["token"]
         # The key exists now: a failed read-back must not fail the create (the engine would forget a key
