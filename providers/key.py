@@ -49,8 +49,9 @@ class KeyProvider(LiteLLMProvider):
     FIELDS = KEY_FIELDS
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        if news.get("key_alias") is None and isinstance(news.get("user_id"), str):
-            news = {**news, "key_alias": news["user_id"]}  # as the module does
+        user_id = news.get("user_id")
+        if news.get("key_alias") is None and (isinstance(user_id, str) or f.is_unknown(user_id)):
+            news = {**news, "key_alias": user_id}  # as the module does (unknown at preview stays unknown)
         return super().check(olds, news)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
