@@ -1,0 +1,188 @@
+"""The real Python dynamic-provider plugin, started and spoken to as the engine does.
+
+`pulumi-resource-pulumi-python` is a shell shim for `python -u -m pulumi.dynamic`: the engine starts it with
+the program's directory as cwd, reads the port it prints, and drives it over gRPC. Each resource's provider
+object travels in its `__provider` property and is unpickled in this process, so a provider module that
+does not import cleanly here (no stack config, no program, a different environment) breaks `pulumi up`
+even when every in-process test passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import grpc
+from google.protobuf import empty_pb2
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+from .values import Props, from_struct, secret, strip_secrets, to_struct
+
+# What the plugin process inherits; everything else (LITELLM_*, PULUMI_*, proxies) is left out so a
+# provider cannot lean on the test process's environment.
+KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+
+
+class PluginError(Exception):
+    """A gRPC call the plugin failed (for Check, Create, ...: the provider raised)."""
+
+    def __init__(self, method: str, urn: str, details: str) -> None:
+        self.method, self.urn, self.details = method, urn, details
+        last = [line for line in details.strip().splitlines() if line.strip()]
+        super().__init__(f"{method} {urn}: {last[-1] if last else details}")
+
+
+@dataclasses.dataclass
+class Diff:
+    changes: Optional[bool]  # None: the provider did not say (DIFF_UNKNOWN)
+    replaces: list[str]
+    delete_before_replace: bool
+    diffs: list[str]  # DiffResponse.diffs: the Python plugin never fills it
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in KEPT_ENV}
+    env.update(extra or {})
+    return env
+
+
+class Plugin:
+    """One `python -u -m pulumi.dynamic` process and a client for it. Use as a context manager."""
+
+    def __init__(self, cwd: Path, *, python: str = sys.executable, env: Mapping[str, str] | None = None) -> None:
+        self.cwd = cwd
+        self.python = python
+        self.env = dict(env) if env is not None else clean_env()
+        self.calls: list[tuple[str, str]] = []  # (method, urn), in order
+        self.accept_secrets = False
+        self.supports_preview = False
+        self._lock = threading.Lock()
+        self._proc: Optional[subprocess.Popen[bytes]] = None
+        self._channel: Optional[grpc.Channel] = None
+        self._stub: Optional[provider_pb2_grpc.ResourceProviderStub] = None
+        self._stderr = tempfile.TemporaryFile()
+
+    # ---------------------------------------------------------------- process
+    def start(self) -> "Plugin":
+        self._proc = subprocess.Popen(
+            [self.python, "-u", "-m", "pulumi.dynamic"],
+            cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().decode().strip()
+        if not line.isdigit():
+            self.stop()
+            raise RuntimeError(f"the dynamic-provider plugin did not print its port (got {line!r}):\n{self.stderr()}")
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{line}")
+        grpc.channel_ready_future(self._channel).result(timeout=60)
+        self._stub = provider_pb2_grpc.ResourceProviderStub(self._channel)
+        return self
+
+    def stop(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
+            self._proc = None
+
+    def stderr(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    def __enter__(self) -> "Plugin":
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+        self._stderr.close()
+
+    # --------------------------------------------------------------- protocol
+    def _call(self, method: str, urn: str, request: Any) -> Any:
+        assert self._stub is not None, "start() first"
+        with self._lock:
+            self.calls.append((method, urn))
+        try:
+            return getattr(self._stub, method)(request)
+        except grpc.RpcError as err:
+            raise PluginError(method, urn, err.details() or str(err)) from None
+
+    def _wire(self, props: Props) -> Any:
+        """Properties as the engine marshals them for this plugin: secrets kept only if it accepts them."""
+        return to_struct(props if self.accept_secrets else strip_secrets(props))
+
+    def get_plugin_info(self) -> str:
+        return self._call("GetPluginInfo", "", empty_pb2.Empty()).version
+
+    def configure(self, config: Mapping[str, str], secret_keys: set[str]) -> None:
+        """The whole stack config (`project:key` names, values as strings), secrets wrapped in `args`."""
+        args = {k: secret(v) if k in secret_keys else v for k, v in config.items()}
+        response = self._call(
+            "Configure", "",
+            provider_pb2.ConfigureRequest(
+                variables=dict(config), args=to_struct(args), acceptSecrets=True, acceptResources=True
+            ),
+        )
+        self.accept_secrets = response.acceptSecrets
+        self.supports_preview = response.supportsPreview
+
+    def check(self, urn: str, type_: str, name: str, olds: Props, news: Props) -> tuple[Props, list[tuple[str, str]]]:
+        response = self._call(
+            "Check", urn,
+            provider_pb2.CheckRequest(urn=urn, type=type_, name=name, olds=self._wire(olds), news=self._wire(news),
+                                      randomSeed=os.urandom(32)),
+        )
+        return from_struct(response.inputs), [(f.property, f.reason) for f in response.failures]
+
+    def diff(self, urn: str, type_: str, name: str, id_: str, olds: Props, news: Props, old_inputs: Props) -> Diff:
+        response = self._call(
+            "Diff", urn,
+            provider_pb2.DiffRequest(id=id_, urn=urn, type=type_, name=name, olds=self._wire(olds),
+                                     news=self._wire(news), old_inputs=self._wire(old_inputs)),
+        )
+        changes = {
+            provider_pb2.DiffResponse.DIFF_SOME: True,
+            provider_pb2.DiffResponse.DIFF_NONE: False,
+        }.get(response.changes)
+        return Diff(changes, list(response.replaces), response.deleteBeforeReplace, list(response.diffs))
+
+    def create(self, urn: str, type_: str, name: str, news: Props) -> tuple[str, Props]:
+        response = self._call(
+            "Create", urn,
+            provider_pb2.CreateRequest(urn=urn, type=type_, name=name, properties=self._wire(news), timeout=300),
+        )
+        return response.id, from_struct(response.properties)
+
+    def read(self, urn: str, type_: str, name: str, id_: str, olds: Props, old_inputs: Props) -> tuple[str, Props, Optional[Props]]:
+        response = self._call(
+            "Read", urn,
+            provider_pb2.ReadRequest(id=id_, urn=urn, type=type_, name=name, properties=self._wire(olds),
+                                     inputs=self._wire(old_inputs)),
+        )
+        inputs = from_struct(response.inputs) if response.HasField("inputs") else None
+        return response.id, from_struct(response.properties), inputs
+
+    def update(self, urn: str, type_: str, name: str, id_: str, olds: Props, news: Props, old_inputs: Props) -> Props:
+        response = self._call(
+            "Update", urn,
+            provider_pb2.UpdateRequest(id=id_, urn=urn, type=type_, name=name, olds=self._wire(olds),
+                                       news=self._wire(news), old_inputs=self._wire(old_inputs), timeout=300),
+        )
+        return from_struct(response.properties)
+
+    def delete(self, urn: str, type_: str, name: str, id_: str, olds: Props, old_inputs: Props) -> None:
+        self._call(
+            "Delete", urn,
+            provider_pb2.DeleteRequest(id=id_, urn=urn, type=type_, name=name, properties=self._wire(olds),
+                                       old_inputs=self._wire(old_inputs), timeout=300),
+        )
