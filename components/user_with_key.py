@@ -74,7 +74,7 @@ def validate(args: UserWithKeyArgs) -> None:
         if isinstance(value, pulumi.Output) or f.is_unknown(value):
             continue
         if value is None and name in REQUIRED_ARGS:
-            raise ValueError(f"UserWithKeyArgs.{name} is required")
+            raise ValueError(f"UserWithKeyArgs.{name} is required: {f.accepted(field)}")
         try:
             field.parse(value)
         except f.Invalid as err:
@@ -97,10 +97,12 @@ def _combine(fn: Callable[..., Any], *values: pulumi.Input[Any]) -> pulumi.Outpu
 
 
 def _user_budget(user_max_budget: Any, max_budget: Any) -> Any:
-    """The module meant user_max_budget for the user; it is used when set (> 0), else max_budget."""
-    if isinstance(user_max_budget, (int, float)) and not isinstance(user_max_budget, bool) and user_max_budget > 0:
-        return user_max_budget
-    return max_budget
+    """The module meant user_max_budget for the user; it is used when set (not 0), else max_budget. An
+    invalid value (negative, not finite, not a number) is passed on, so the User's `check` rejects it."""
+    unset = user_max_budget is None or (
+        isinstance(user_max_budget, (int, float)) and not isinstance(user_max_budget, bool) and user_max_budget == 0
+    )
+    return max_budget if unset else user_max_budget
 
 
 def _auto_key(user_response: Any) -> Optional[str]:

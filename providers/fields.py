@@ -72,6 +72,8 @@ def optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def email(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Invalid("an email address such as 'name@example.org'")
     value = text()(value)
     if not EMAIL_RE.match(value):
         raise Invalid("an email address such as 'name@example.org'")
@@ -164,12 +166,15 @@ def model_budgets(value: Any) -> dict[str, dict[str, Any]] | None:
                 limit = float(limit)
             except ValueError:
                 raise Invalid(accepted) from None
-        if isinstance(limit, Mapping):
-            entry = {"budget_limit": float(_number(limit.get("budget_limit")))}
-            if limit.get("time_period") is not None:
-                entry["time_period"] = duration(limit.get("time_period"))
-        else:
-            entry = {"budget_limit": float(_number(limit))}
+        try:
+            if isinstance(limit, Mapping):
+                entry = {"budget_limit": float(_number(limit.get("budget_limit")))}
+                if limit.get("time_period") is not None:
+                    entry["time_period"] = duration(limit.get("time_period"))
+            else:
+                entry = {"budget_limit": float(_number(limit))}
+        except Invalid as err:
+            raise Invalid(f"{accepted}; for {model!r}: {err}") from None
         out[model] = entry
     return out or None
 
@@ -235,11 +240,25 @@ CREDENTIALS = (
 )
 
 
+_URL_CREDENTIALS = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/@\s]*@")
+_RAW_KEY = re.compile(r"sk-[A-Za-z0-9_\-.~+/=]{4,}")
+
+
 def shown(field: Field, value: Any) -> str:
+    """The value as a message may show it: secrets, credentials in a URL and raw keys never appear."""
     if field.secret:
         return "[secret]"
-    text_value = repr(value)
+    text_value = _RAW_KEY.sub("sk-[redacted]", _URL_CREDENTIALS.sub(r"\1[credentials]@", repr(value)))
     return text_value if len(text_value) <= 80 else text_value[:77] + "..."
+
+
+def accepted(field: Field) -> str:
+    """What a field accepts, in words (the message its parser gives for a missing value)."""
+    try:
+        field.parse(None)
+    except Invalid as err:
+        return str(err)
+    return "any value"
 
 
 def check(fields: Iterable[Field], news: Mapping[str, Any]) -> tuple[dict[str, Any], list[CheckFailure]]:
@@ -253,7 +272,7 @@ def check(fields: Iterable[Field], news: Mapping[str, Any]) -> tuple[dict[str, A
         if value is None and field.default is not None:
             value = copy.deepcopy(field.default)
         if value is None and field.required:
-            failures.append(CheckFailure(field.name, f"{field.name} is required"))
+            failures.append(CheckFailure(field.name, f"{field.name} is required: {accepted(field)}"))
             continue
         try:
             inputs[field.name] = field.parse(value)
