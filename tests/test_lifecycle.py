@@ -151,7 +151,7 @@ def test_preview_of_a_new_stack_calls_check_and_diff_only_and_nothing_on_the_pro
 def test_up_from_empty_creates_users_and_keys_as_declared_with_the_five_outputs_and_no_plain_secret(
     stacks, tap, api, litellm, unique
 ):
-    a, b = spec(f"{unique}a"), spec(f"{unique}b", auto=True, user_role="app_user", user_max_budget=0, max_budget=3)
+    a, b = spec(f"{unique}a"), spec(f"{unique}b", auto=True, user_role="app_user", user_max_budget=0, max_budget=3, metadata={})
     stack = stacks([a, b])
 
     result = stack.up()
@@ -193,7 +193,7 @@ def test_up_from_empty_creates_users_and_keys_as_declared_with_the_five_outputs_
 
 # -------------------------------------------------- 3. no-op preview and no-op up
 def test_noop_preview_and_noop_up_make_no_call_that_changes_anything(stacks, tap, api, unique):
-    a, b = spec(f"{unique}a"), spec(f"{unique}b", auto=True)
+    a, b = spec(f"{unique}a"), spec(f"{unique}b", auto=True, metadata={})
     stack = stacks([a, b])
     stack.up()
     assert tap.count() > 0  # the pass-through is in the path
@@ -301,7 +301,7 @@ def test_each_kind_of_change_previews_as_update_or_replace_then_up_applies_it(st
 
 # ------------------------------------------- 5. out-of-band edit and delete, refresh, up
 def test_out_of_band_edits_and_deletes_are_found_by_refresh_and_undone_by_up(stacks, tap, api, unique):
-    users = [spec(f"{unique}a"), spec(f"{unique}b", auto=True)]
+    users = [spec(f"{unique}a"), spec(f"{unique}b", auto=True, metadata={})]
     stack = stacks(users)
     stack.up()
 
@@ -367,7 +367,7 @@ def test_token_rotation_then_destroy_with_the_new_token_after_the_old_ones_are_r
     stacks, tap, api, admin_keys, unique
 ):
     token_a, token_b, token_c = admin_keys
-    users = [spec(f"{unique}a"), spec(f"{unique}b", auto=True)]
+    users = [spec(f"{unique}a"), spec(f"{unique}b", auto=True, metadata={})]
     stack = stacks(users, token=token_a)
     stack.up()
 
@@ -399,7 +399,7 @@ def test_token_rotation_then_destroy_with_the_new_token_after_the_old_ones_are_r
 
 # ------------------------------------------------------------------ 7. destroy
 def test_destroy_leaves_nothing_on_the_proxy_and_destroying_twice_is_safe(stacks, tap, api, tmp_path, unique):
-    users = [spec(f"{unique}a"), spec(f"{unique}b", auto=True)]
+    users = [spec(f"{unique}a"), spec(f"{unique}b", auto=True, metadata={})]
     stack = stacks(users)
     stack.up()
     hashes = [stack.resource("Key", s["user_id"]).id for s in users]
