@@ -33,10 +33,18 @@ Reproduced (each is a way dynamic providers break that mocks and direct calls ne
   the old resource, then creates; create-before-delete deletes the old one at the end;
 - resources the program no longer declares are deleted after the program ends, dependents and children
   before what they depend on; destroy deletes everything in that order;
-- the state is saved after every step, as a stack checkpoint is, with secrets stored as ciphertext; a
+- the state is saved after every step that changes it (the engine elides the checkpoint of an unchanged
+  `same` step), as a stack checkpoint is, with secrets stored as ciphertext; a
   failed `up` keeps what was done.
 
-Not reproduced: the CLI and its output formatting; parallelism limits, custom timeouts, retries of failed
+Parallelism: `Stack(..., parallel=P)` runs at most P steps at once (`pulumi up --parallel P`): a limit on
+the program's concurrent registrations in preview/up, and P workers for refresh and for destroy (which
+deletes a resource only once nothing left depends on it). Without it, preview/up run as many steps as the
+program registers at once and refresh/destroy go one by one. Either way the Python plugin serves at most 4
+calls at once (its gRPC server has 4 workers), as under the real engine. `Result.plugin_usage` has the
+plugin process's CPU time (start-up apart) and peak memory, read from /proc before it is stopped.
+
+Not reproduced: the CLI and its output formatting; custom timeouts, retries of failed
 steps, cancellation; explicit provider resources, aliases, protect, ignoreChanges, replaceOnChanges,
 retainOnDelete, import/`Resource.get`, transforms and hooks; policy packs; `refresh --run-program` and
 `up --refresh` (call refresh() then up()); preview of deletes and refresh diffs in the CLI's format;
@@ -46,11 +54,13 @@ only reported (Step.changed), never used to decide, because these providers alwa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
@@ -135,6 +145,7 @@ class Result:
     rpcs: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (gRPC method, urn) sent to the plugin
     registrations: list[Registration] = dataclasses.field(default_factory=list)
     messages: list[str] = dataclasses.field(default_factory=list)  # the program's warnings and errors
+    plugin_usage: Optional["PluginUsage"] = None  # the plugin process's CPU and memory (Linux)
 
     def ops(self) -> dict[str, str]:
         """{"User/alice": "update", ...} for every resource except the stack itself."""
@@ -196,7 +207,11 @@ class Stack:
         name: str = "test",
         project_dir: Path = ROOT,
         plugin_env: Optional[Mapping[str, str]] = None,
+        parallel: Optional[int] = None,
     ) -> None:
+        if parallel is not None and parallel < 1:
+            raise ValueError("parallel must be at least 1")
+        self.parallel = parallel
         self.config: dict[str, Any] = dict(config)
         self.secret_keys = set(secret_keys)
         self.project_dir = project_dir
@@ -218,36 +233,74 @@ class Stack:
         result = Result("refresh")
         state = self._load()
         with self._plugin(result) as plugin:
-            for resource in list(state.values()):
-                if not resource.custom:
-                    continue
+
+            def read(resource: Resource) -> None:
                 new_id, outs, inputs = plugin.read(resource.urn, resource.type, resource.name, resource.id,
                                                    resource.outputs, resource.inputs)
-                if not new_id:  # gone: it leaves the state
-                    del state[resource.urn]
-                    result.steps.append(Step("delete", resource.urn, resource.type))
-                else:
-                    outs = self._secret_outputs(outs, resource.outputs, resource.additional_secret_outputs)
-                    changed = input_changes(resource.outputs, outs)
-                    resource.id, resource.outputs = new_id, outs
-                    if inputs is not None:
-                        resource.inputs = annotate_secrets(inputs, resource.inputs)
-                    result.steps.append(Step("update" if changed else "same", resource.urn, resource.type, changed))
-                self._save(state.values())
+                with self._lock:
+                    if not new_id:  # gone: it leaves the state
+                        del state[resource.urn]
+                        result.steps.append(Step("delete", resource.urn, resource.type))
+                    else:
+                        outs = self._secret_outputs(outs, resource.outputs, resource.additional_secret_outputs)
+                        changed = input_changes(resource.outputs, outs)
+                        resource.id, resource.outputs = new_id, outs
+                        if inputs is not None:
+                            resource.inputs = annotate_secrets(inputs, resource.inputs)
+                        result.steps.append(
+                            Step("update" if changed else "same", resource.urn, resource.type, changed))
+                    self._save(list(state.values()))
+
+            custom = [r for r in state.values() if r.custom]
+            if self.parallel is None:
+                for resource in custom:
+                    read(resource)
+            else:
+                with ThreadPoolExecutor(self.parallel) as pool:
+                    for done in [pool.submit(read, r) for r in custom]:
+                        done.result()
         return result
 
     def destroy(self) -> Result:
         result = Result("destroy")
         state = self._load()
         with self._plugin(result) as plugin:
-            for resource in delete_order(state.values()):
+
+            def remove(resource: Resource) -> None:
                 if resource.custom:
                     self._delete(plugin, resource, result)
-                del state[resource.urn]
-                if not resource.custom:
-                    result.steps.append(Step("delete", resource.urn, resource.type))
-                self._save(state.values())
+                with self._lock:
+                    del state[resource.urn]
+                    if not resource.custom:
+                        result.steps.append(Step("delete", resource.urn, resource.type))
+                    self._save(list(state.values()))
+
+            if self.parallel is None:
+                for resource in delete_order(state.values()):
+                    remove(resource)
+            else:
+                self._in_delete_order(list(state.values()), remove)
         return result
+
+    def _in_delete_order(self, resources: list[Resource], fn: Callable[[Resource], None]) -> None:
+        """`fn` on every resource, up to `parallel` at once, each only once nothing left depends on it."""
+        assert self.parallel is not None
+        remaining = {r.urn: r for r in resources}
+        running: dict[Future[None], str] = {}
+        with ThreadPoolExecutor(self.parallel) as pool:
+            while remaining:
+                needed = {urn for r in remaining.values() for urn in r.depends_on()}
+                for urn, resource in remaining.items():
+                    if len(running) >= self.parallel:
+                        break
+                    if urn not in needed and urn not in running.values():
+                        running[pool.submit(fn, resource)] = urn
+                if not running:
+                    raise RuntimeError("dependency cycle in the state")
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    del remaining[running.pop(future)]
+                    future.result()  # the first failure stops the destroy, as the engine's does
 
     # ---------------------------------------------------------------- reading
     def resources(self) -> list[Resource]:
@@ -294,6 +347,7 @@ class Stack:
                 rest = [r for urn, r in old.items() if urn not in new and urn not in gone]
                 self._save([*new.values(), *rest])
 
+        slots = threading.BoundedSemaphore(self.parallel) if self.parallel else contextlib.nullcontext()
         with self._plugin(result) as plugin:
 
             def register(reg: Registration) -> tuple[str, Props]:
@@ -302,14 +356,15 @@ class Stack:
                 try:
                     if not reg.custom:
                         return self._component(reg, old, new, result, preview, snapshot)
-                    return self._custom(plugin, reg, old, new, gone, replaced_for, result, preview, snapshot)
+                    with slots:
+                        return self._custom(plugin, reg, old, new, gone, replaced_for, result, preview, snapshot)
                 except (PluginError, EngineError) as err:
                     errors.append(str(err))
                     raise
 
             def register_outputs(urn: str, outputs: Props) -> None:
                 with self._lock:
-                    if not preview and urn in new:
+                    if not preview and urn in new and new[urn].outputs != outputs:
                         new[urn].outputs = outputs
                         snapshot()
 
@@ -342,9 +397,11 @@ class Stack:
         with self._lock:
             result.steps.append(Step("same" if prior else "create", reg.urn, reg.type))
             if not preview:
-                new[reg.urn] = Resource(reg.urn, reg.type, False, "", reg.parent, reg.inputs,
-                                        prior.outputs if prior else {}, reg.dependencies, reg.property_dependencies)
-                snapshot()
+                record = Resource(reg.urn, reg.type, False, "", reg.parent, reg.inputs,
+                                  prior.outputs if prior else {}, reg.dependencies, reg.property_dependencies)
+                new[reg.urn] = record
+                if record != prior:  # the engine elides the checkpoint of a step that changes nothing
+                    snapshot()
         return "", reg.inputs
 
     def _custom(self, plugin: Plugin, reg: Registration, old: dict[str, Resource], new: dict[str, Resource],
@@ -401,9 +458,11 @@ class Stack:
             outputs = self._secret_outputs(outs, checked, reg.additional_secret_outputs)
 
         with self._lock:
-            new[reg.urn] = Resource(reg.urn, reg.type, True, id_, reg.parent, checked, outputs, reg.dependencies,
-                                    reg.property_dependencies, reg.additional_secret_outputs)
-            snapshot()
+            record = Resource(reg.urn, reg.type, True, id_, reg.parent, checked, outputs, reg.dependencies,
+                              reg.property_dependencies, reg.additional_secret_outputs)
+            new[reg.urn] = record
+            if record != prior:  # the engine elides the checkpoint of a step that changes nothing
+                snapshot()
         return id_, outputs
 
     def _dependents_to_replace(self, plugin: Plugin, target: Resource, old: dict[str, Resource],
@@ -466,8 +525,17 @@ class Stack:
             data = {"version": 3, "deployment": {"resources": encrypt(rows)}}
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+            # Compact: json's C encoder runs only without indent; pretty-printing a large state after every
+            # step made the stand-in, not the providers, the cost of an `up` with hundreds of resources.
+            tmp.write_text(json.dumps(data, sort_keys=True))
             os.replace(tmp, self.state_file)
+
+
+@dataclasses.dataclass
+class PluginUsage:
+    startup_cpu: float  # CPU seconds to start: imports, GetPluginInfo, Configure
+    work_cpu: float  # CPU seconds after that: the operation's Check/Diff/Create/... calls
+    peak_kb: int  # peak resident memory (VmHWM) over the process's life
 
 
 class _Session:
@@ -481,11 +549,15 @@ class _Session:
         self.plugin.start()
         self.plugin.get_plugin_info()
         self.plugin.configure(self.stack._config_strings(), self.stack.secret_keys)
+        self.started = self.plugin.usage()
         return self.plugin
 
     def __exit__(self, *_: object) -> None:
         self.result.rpcs = list(self.plugin.calls)
         self.plugin.__exit__()
+        end, start = self.plugin.final_usage, getattr(self, "started", None)
+        if end is not None and start is not None:
+            self.result.plugin_usage = PluginUsage(start.cpu, end.cpu - start.cpu, end.peak_kb)
 
 
 def _strings(value: Any, inside_secret_only: bool, inside: bool = False) -> Iterable[str]:

@@ -39,6 +39,27 @@ class PluginError(Exception):
 
 
 @dataclasses.dataclass
+class Usage:
+    """What the plugin process has used so far, from /proc (Linux): CPU seconds (user + system) and peak
+    resident memory (VmHWM)."""
+
+    cpu: float
+    peak_kb: int
+
+
+def process_usage(pid: int) -> Optional[Usage]:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3, utime 14, stime 15
+    ticks = int(fields[11]) + int(fields[12])
+    peak = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    return Usage(ticks / os.sysconf("SC_CLK_TCK"), peak)
+
+
+@dataclasses.dataclass
 class Diff:
     changes: Optional[bool]  # None: the provider did not say (DIFF_UNKNOWN)
     replaces: list[str]
@@ -62,6 +83,7 @@ class Plugin:
         self.calls: list[tuple[str, str]] = []  # (method, urn), in order
         self.accept_secrets = False
         self.supports_preview = False
+        self.final_usage: Optional[Usage] = None  # read just before stop() ends the process
         self._lock = threading.Lock()
         self._proc: Optional[subprocess.Popen[bytes]] = None
         self._channel: Optional[grpc.Channel] = None
@@ -84,7 +106,13 @@ class Plugin:
         self._stub = provider_pb2_grpc.ResourceProviderStub(self._channel)
         return self
 
+    def usage(self) -> Optional[Usage]:
+        """CPU time and peak memory of the running plugin process (None when not running or not Linux)."""
+        return process_usage(self._proc.pid) if self._proc is not None and self._proc.poll() is None else None
+
     def stop(self) -> None:
+        if self._proc is not None:
+            self.final_usage = self.usage() or self.final_usage
         if self._channel is not None:
             self._channel.close()
             self._channel = None
