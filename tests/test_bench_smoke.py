@@ -1,0 +1,42 @@
+"""The benchmark command runs end to end (N=2, one run) and its report is built from counted calls.
+Figures are never asserted: only that every step is there and that per-user calls are the counts / N."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+
+def test_benchmark_reports_every_step_from_real_counts(litellm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LITELLM_URL", litellm.url)
+    monkeypatch.setenv("LITELLM_MASTER_KEY", litellm.master_key)
+    from benchmarks import run
+    from benchmarks.stats import LAC_TITLES, STEP_TITLES, STEPS
+
+    with_lac = importlib.util.find_spec("litellm_as_code") is not None  # installed by scripts/bench only
+    args = ["--users", "2", "--runs", "1", "--parallel", "2",
+            "--json", str(tmp_path / "bench.json"), "--markdown", str(tmp_path / "bench.md")]
+    assert run.main(args + ([] if with_lac else ["--no-lac"])) == 0
+
+    data = json.loads((tmp_path / "bench.json").read_text())
+    report = (tmp_path / "bench.md").read_text()
+    ours = data["ours"]["2"]
+    assert set(ours) == set(STEPS)
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in report.splitlines() if line.startswith("| ")]
+    header = next(row for row in cells if "proxy calls / user" in row)
+    column = header.index("proxy calls / user")
+    rows = {row[0]: row for row in cells}
+    for step in STEPS:
+        (sample,) = ours[step]
+        assert sample["ok"], sample["note"]
+        assert rows[STEP_TITLES[step]][column] == f"{sample['calls'] / 2:.2f}"  # counted calls / N
+    assert ours["up"][0]["calls"] > 0 and ours["noop-preview"][0]["calls"] == 0
+    assert ours["up"][0]["cpu"] is not None and ours["up"][0]["peak_kb"] > 0
+    assert ours["up"][0]["provider_bytes"] > 0
+    if with_lac:
+        for title in LAC_TITLES.values():
+            assert title in report
+        assert all(s["ok"] for samples in data["litellm_as_code"]["2"].values() for s in samples)
