@@ -233,36 +233,37 @@ class LiteLLMClient:
 
     # ------------------------------------------------------------------ users
     def user_new(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("create user", "POST", "/user/new", body=body, idempotent=False)
+        return self._call(f"create user {body.get('user_id')!r}", "POST", "/user/new", body=body, idempotent=False)
 
     def user_info(self, user_id: str) -> dict[str, Any]:
         if not user_id:  # without user_id LiteLLM answers with the admin's own row
             raise ValueError("user_info needs a user_id")
-        return self._call("read user", "GET", "/user/info", params={"user_id": user_id})
+        return self._call(f"read user {user_id!r}", "GET", "/user/info", params={"user_id": user_id})
 
     def user_update(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("update user", "POST", "/user/update", body=body)
+        return self._call(f"update user {body.get('user_id')!r}", "POST", "/user/update", body=body)
 
     def user_delete(self, user_id: str) -> None:
-        self._call("delete user", "POST", "/user/delete", body={"user_ids": [user_id]})
+        self._call(f"delete user {user_id!r}", "POST", "/user/delete", body={"user_ids": [user_id]})
 
     # ------------------------------------------------------------------- keys
     def key_generate(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("generate key", "POST", "/key/generate", body=body, idempotent=False)
+        operation = f"generate key {body.get('key_alias')!r}"
+        return self._call(operation, "POST", "/key/generate", body=body, idempotent=False)
 
     def key_info(self, key_hash: str) -> dict[str, Any]:
-        return self._call("read key", "GET", "/key/info", params={"key": key_hash})
+        return self._call(f"read key {_short(key_hash)}", "GET", "/key/info", params={"key": key_hash})
 
     def key_update(self, key_hash: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return self._call("update key", "POST", "/key/update", body={"key": key_hash, **fields})
+        return self._call(f"update key {_short(key_hash)}", "POST", "/key/update", body={"key": key_hash, **fields})
 
     def key_delete(self, key_hash: str) -> None:
-        self._call("delete key", "POST", "/key/delete", body={"keys": [key_hash]})
+        self._call(f"delete key {_short(key_hash)}", "POST", "/key/delete", body={"keys": [key_hash]})
 
     def keys_with_alias(self, alias: str) -> list[dict[str, Any]]:
         """The keys (rows with hashed tokens) whose alias is `alias`: at most one, aliases are unique."""
         found = self._call(
-            "list keys", "GET", "/key/list", params={"key_alias": alias, "return_full_object": "true"}
+            f"list keys with alias {alias!r}", "GET", "/key/list", params={"key_alias": alias, "return_full_object": "true"}
         )
         return [row for row in found.get("keys", []) if isinstance(row, dict) and row.get("key_alias") == alias]
 
@@ -330,6 +331,11 @@ class LiteLLMClient:
             retry_after = _parse_retry_after(response.headers.get("Retry-After"))
             raise AmbiguousFailure(operation, message, status, retry_after)
         raise LiteLLMError(operation, message, status)
+
+
+def _short(key_hash: str) -> str:
+    """A key as errors name it: the start of its hash (never a raw key, even if one is passed by mistake)."""
+    return f"{key_hash[:12]}..." if not key_hash.startswith("sk-") else "sk-[redacted]"
 
 
 def _reason(err: requests.RequestException) -> Any:

@@ -135,10 +135,10 @@ class KeyProvider(LiteLLMProvider):
                     return self._adopt_alias(client, props, other)
                 looked = True
             if isinstance(failure, AmbiguousFailure) and not failure.retryable:
-                raise LiteLLMError("generate key", f"{failure.detail} (no key was left behind)", failure.status)
+                raise LiteLLMError(failure.operation, f"{failure.detail} (no key was left behind)", failure.status)
             if not budget.wait(failure):
                 raise LiteLLMError(
-                    "generate key",
+                    failure.operation,
                     f"{failure.detail}; gave up after {budget.spent()}. No key with alias {alias!r} was left "
                     "behind: run `pulumi up` again",
                     failure.status,
@@ -163,7 +163,7 @@ class KeyProvider(LiteLLMProvider):
                     pass
         except LiteLLMError as err:
             raise LiteLLMError(
-                "generate key",
+                failure.operation,
                 f"{failure.detail}; then looking up and deleting the key it may have created (alias {alias!r}, "
                 f"its raw value was lost) failed too ({err}). If the next `pulumi up` reports that the alias is "
                 "taken, that key is the one this attempt created: delete it on the proxy (POST /key/delete "

@@ -140,10 +140,10 @@ class UserProvider(LiteLLMProvider):
                     return self._adopt(client, props, Conflict("create user", f"user {user_id!r} already exists", 409))
                 looked = True
             if not failure.retryable:
-                raise LiteLLMError("create user", f"{failure.detail} (user {user_id!r} was not created)", failure.status)
+                raise LiteLLMError(failure.operation, f"{failure.detail} (the user was not created)", failure.status)
             if not budget.wait(failure):
                 raise LiteLLMError(
-                    "create user",
+                    failure.operation,
                     f"{failure.detail}; gave up after {budget.spent()}. User {user_id!r} "
                     + ("is not on the proxy (looked it up), " if looked else "was not created, ")
                     + "so nothing was left behind: run `pulumi up` again",
@@ -159,7 +159,7 @@ class UserProvider(LiteLLMProvider):
             return None
         except LiteLLMError as err:
             raise LiteLLMError(
-                "create user",
+                failure.operation,
                 f"{failure.detail}; then looking up whether user {user_id!r} was created failed too ({err}). "
                 "If the next `pulumi up` reports that it already exists, it is the one this attempt created: "
                 "set adopt_existing=True for that run to take it over",

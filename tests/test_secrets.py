@@ -308,7 +308,7 @@ def test_the_state_never_holds_secrets_in_plain_text(tmp_path, litellm, api, tap
         state.config["litellm:users"] = [{**u, "rpm_limit": 44} for u in users]
         with pytest.raises(EngineError) as failed:
             state.up()
-        assert "update user failed (HTTP 503)" in str(failed.value)
+        assert f"update user '{unique}" in str(failed.value) and "failed (HTTP 503)" in str(failed.value)
         assert leaks(str(failed.value) + repr(failed.value), [litellm.master_key, *raw_keys]) == []
         scan("failed update")
         tap.clear_faults()
