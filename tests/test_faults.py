@@ -516,3 +516,37 @@ def test_fifty_in_parallel(litellm, api, tap, unique) -> None:
                 api.user_delete(str(a.user_id))
             except LiteLLMError:
                 pass
+
+
+def test_fifty_in_parallel_through_the_plugin(tmp_path, litellm, api, tap, unique) -> None:
+    """The same through the real dynamic-provider plugin and the stack program, `up --parallel 10` and
+    `destroy --parallel 10` as the engine stand-in runs them (tests/harness)."""
+    from harness import Stack
+
+    users = [{"user_id": f"{unique}-{i:02d}", "user_email": f"{unique}-{i:02d}@example.org", "user_role": "internal_user",
+              "auto_create_key": i % 2 == 1, "models": ["fake-gpt-4o"], "user_models": ["fake-gpt-4o"]}
+             for i in range(50)]
+    state = Stack(tmp_path / "state", {"litellm:url": tap.url, "litellm:token": litellm.master_key,
+                                       "litellm:users": users}, parallel=10)
+    try:
+        state.up()
+        assert tap.count(path="/user/new") == 50 and tap.count(path="/key/generate") == 25
+        hashes = set()
+        for user in users:
+            uid = user["user_id"]
+            raw = state.outputs[f"{uid}_key"]
+            assert [row["token"] for row in keys_of(api, uid)] == [token_hash(raw)]
+            assert [row["token"] for row in api.keys_with_alias(uid)] == [token_hash(raw)]
+            hashes.add(token_hash(raw))
+        assert len(hashes) == 50
+
+        state.destroy()
+        assert state.resources() == []
+        for user in users:
+            assert_nothing_left(api, user["user_id"], user["user_id"])
+    finally:
+        for user in users:
+            try:
+                api.user_delete(user["user_id"])
+            except LiteLLMError:
+                pass
