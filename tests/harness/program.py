@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import logging
 import runpy
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -109,8 +110,15 @@ class _Collect(logging.Handler):
 
 
 def main_program(project_dir: Path) -> Callable[[], None]:
-    """The project's own `__main__.py`, run as the Python language host runs it."""
-    return lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+    """The project's own `__main__.py`, run as the Python language host runs it: as `__main__`, with the
+    program's directory importable."""
+
+    def run() -> None:
+        if str(project_dir) not in sys.path:
+            sys.path.insert(0, str(project_dir))
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+
+    return run
 
 
 def run_program(
