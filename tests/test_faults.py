@@ -33,7 +33,7 @@ READ_TIMEOUT = 1.0
 RETRY_BUDGET = 2.0
 RETRY_ATTEMPTS = 3
 RETRY_BACKOFF = 0.1
-DELAY = 2.0  # past the read timeout, and past a create's look-up and back-off: the retry lands first
+DELAY = 2.5  # past the read timeout, and past a create's look-up and back-off: the retry lands first
 RETRY_AFTER = 1
 FOREVER = 1000
 
@@ -437,23 +437,25 @@ def test_other_statuses_are_never_retried(status, litellm, tap, small_budget) ->
     assert caught.value.status == status and tap.count(path="/user/info") == 1
 
 
-@pytest.mark.parametrize("path, call", [("/user/info", lambda c: c.user_info("nobody")),
-                                        ("/user/new", lambda c: c.user_new({"user_id": "", "bad": True}))])
-def test_retry_after_is_honoured(path, call, litellm, tap, small_budget, monkeypatch, sleeps) -> None:
+def test_a_read_waits_retry_after(litellm, tap, small_budget, monkeypatch, sleeps) -> None:
     monkeypatch.setenv("LITELLM_RETRY_MAX_SECONDS", "10")
-    tap.inject("status", path=path, status=429, retry_after=1)
-    client = client_via(tap, litellm.master_key)
-    if path == "/user/new":  # a create: the provider's loop waits, then tries again
-        from providers.client import AmbiguousFailure
+    tap.inject("status", path="/user/info", status=429, retry_after=1)
+    with pytest.raises(LiteLLMError, match="404"):
+        client_via(tap, litellm.master_key).user_info("nobody")  # the retry reaches the proxy: no such user
+    assert tap.count(path="/user/info") == 2 and 1.0 in sleeps
 
-        with pytest.raises(AmbiguousFailure) as caught:
-            call(client)
-        assert caught.value.retry_after == 1.0
-        assert client.budget().wait(caught.value) and 1.0 in sleeps
-    else:
-        with pytest.raises(LiteLLMError, match="404"):
-            call(client)  # the retry reaches the proxy: no such user
-        assert tap.count(path=path) == 2 and 1.0 in sleeps
+
+def test_a_create_waits_retry_after_then_creates_once(litellm, api, tap, unique, small_budget, monkeypatch,
+                                                       sleeps) -> None:
+    monkeypatch.setenv("LITELLM_RETRY_MAX_SECONDS", "10")
+    tap.inject("status", path="/user/new", status=429, retry_after=1)
+    user_inputs, _ = stack.wire(stack.declare(tap.url, litellm.master_key, unique))
+    try:
+        assert stack.USERS.create(user_inputs).id == unique
+        assert tap.count(path="/user/new") == 2 and tap.count(path="/user/info") == 1  # no look-up after a 429
+        assert 1.0 in sleeps and user_exists(api, unique)
+    finally:
+        api.user_delete(unique)
 
 
 def test_retry_after_never_outlasts_the_budget(litellm, tap, small_budget, sleeps) -> None:
