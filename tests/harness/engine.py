@@ -32,7 +32,7 @@ Reproduced (each is a way dynamic providers break that mocks and direct calls ne
   on the replaced resource set unknown, asks for replacement (the engine's dependent replacements), then
   the old resource, then creates; create-before-delete deletes the old one at the end;
 - resources the program no longer declares are deleted after the program ends, dependents and children
-  before what they depend on; destroy deletes everything in that order;
+  before what they depend on (a preview lists those deletes); destroy deletes everything in that order;
 - the state is saved after every step that changes it (the engine elides the checkpoint of an unchanged
   `same` step), as a stack checkpoint is, with secrets stored as ciphertext; a
   failed `up` keeps what was done.
@@ -47,7 +47,7 @@ plugin process's CPU time (start-up apart) and peak memory, read from /proc befo
 Not reproduced: the CLI and its output formatting; custom timeouts, retries of failed
 steps, cancellation; explicit provider resources, aliases, protect, ignoreChanges, replaceOnChanges,
 retainOnDelete, import/`Resource.get`, transforms and hooks; policy packs; `refresh --run-program` and
-`up --refresh` (call refresh() then up()); preview of deletes and refresh diffs in the CLI's format;
+`up --refresh` (call refresh() then up()); diffs in the CLI's format;
 real encryption of secrets (the ciphertext is base64); the engine's own diff of old and new inputs is
 only reported (Step.changed), never used to decide, because these providers always answer Diff.
 """
@@ -379,7 +379,11 @@ class Stack:
                     snapshot()
                 raise EngineError(f"{result.operation} failed: {'; '.join(errors) or repr(err)}", result) from None
 
-            if not preview:
+            if preview:  # what an up would delete: listed, not done
+                registered = {reg.urn for reg in result.registrations}
+                for resource in delete_order(r for urn, r in old.items() if urn not in registered):
+                    result.steps.append(Step("delete", resource.urn, resource.type))
+            else:
                 leftovers = [r for urn, r in old.items() if urn not in new and urn not in gone]
                 for resource in delete_order(leftovers):
                     if resource.custom:
