@@ -177,6 +177,12 @@ def test_up_from_empty_creates_users_and_keys_as_declared_with_the_five_outputs_
         else:
             assert out["user_response"]["key"] == "" and out["key_response"]["key"] == out["key"]
 
+    # The component's own outputs (RegisterResourceOutputs) are the five, secret where they should be.
+    for s in (a, b):
+        component = stack.resource("UserWithKey", s["user_id"])
+        assert set(component.outputs) == set(OUTPUTS)
+        assert {n for n, v in component.outputs.items() if is_secret(v)} == SECRET_OUTPUTS
+
     # No raw key or token in plain text anywhere in the state, though both are in it (as secrets).
     raw_keys = [stack.outputs[f"{s['user_id']}_key"] for s in (a, b)]
     assert stack.plaintext_secrets(extra=[litellm.master_key, *raw_keys]) == []
@@ -395,6 +401,27 @@ def test_token_rotation_then_destroy_with_the_new_token_after_the_old_ones_are_r
         assert not user_exists(api, s["user_id"]) and keys_of(api, s["user_id"]) == []
     assert stack.resources() == []
     assert stack.plaintext_secrets(extra=admin_keys) == []
+
+
+def test_a_user_removed_from_the_config_is_deleted_by_up_and_only_that_user(stacks, tap, api, unique):
+    keep, drop = spec(f"{unique}a"), spec(f"{unique}b", auto=True, metadata={})
+    stack = stacks([keep, drop])
+    stack.up()
+    dropped_key = stack.resource("Key", drop["user_id"]).id
+    stack.config["litellm:users"] = [keep]
+
+    tap.reset()
+    preview = stack.preview()
+    assert tap.count() == 0 and "Delete" not in preview.methods()
+    assert preview.ops() == {**{f"{t}/{keep['user_id']}": "same" for t in ("UserWithKey", "User", "Key")},
+                             **{f"{t}/{drop['user_id']}": "delete" for t in ("UserWithKey", "User", "Key")}}
+    up = stack.up()
+    assert up.ops() == preview.ops()
+    assert calls(tap) == Counter({"POST /key/delete": 1, "POST /user/delete": 1})
+    assert not user_exists(api, drop["user_id"]) and not key_alive(api, dropped_key)
+    assert_on_proxy(api, stack, keep)
+    assert {r.name for r in stack.resources() if r.custom} == {keep["user_id"]}
+    assert not any(name.startswith(drop["user_id"]) for name in stack.outputs)
 
 
 # ------------------------------------------------------------------ 7. destroy
