@@ -5,7 +5,8 @@ real LiteLLM proxy behind a counting pass-through. Every scenario checks what is
 Scenarios (issue 3): 1 preview of a new stack; 2 up from empty, both auto-key modes; 3 no-op preview and
 up; 4 each kind of change: preview, then up; 5 out-of-band edit and delete, refresh, up; 6 token rotation
 then destroy with the new token; 7 destroy, twice; 8 the provider modules import in a fresh plugin
-process with no stack config and no network.
+process with no stack config and no network. Also: a user removed from the config, a failed up, and the
+figures of docs/lifecycle.md.
 """
 
 from __future__ import annotations
