@@ -174,7 +174,5 @@ def test_adopt_never_takes_a_user_with_another_id(litellm, api, unique, users) -
 
 
 def test_the_stack_program_accepts_adopt_existing_per_user() -> None:
-    from test_bad_input import _program_namespace
-
     users = [{"user_id": "ann", "user_email": "ann@example.org", "adopt_existing": True}]
-    assert _program_namespace()["validate_users"](users) == users
+    assert stack.program_namespace()["validate_users"](users) == users

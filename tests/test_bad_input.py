@@ -18,7 +18,7 @@ import dataclasses
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pulumi
 import pytest
@@ -27,6 +27,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from components import UserWithKey, UserWithKeyArgs
 from providers.key import KeyProvider
 from providers.user import UserProvider
+from support.stack import program_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "bad-input.md"
@@ -259,17 +260,9 @@ def component_error(bad: Bad, url: str = "http://proxy.test:4000") -> tuple[Opti
     return None, [t for t in monitor.types if t.startswith("pulumi-python:dynamic")]
 
 
-def _program_namespace() -> dict[str, Any]:
-    """The stack program's functions, without running it."""
-    source = (ROOT / "__main__.py").read_text().replace("\nmain()\n", "\n")
-    namespace: dict[str, Any] = {"__name__": "stack_program"}
-    exec(compile(source, str(ROOT / "__main__.py"), "exec"), namespace)
-    return namespace
-
-
 def stack_error(case: BadStack) -> Optional[str]:
     try:
-        _program_namespace()["validate_users"](case.users)
+        program_namespace()["validate_users"](case.users)
     except ValueError as err:
         return str(err)
     return None

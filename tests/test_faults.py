@@ -16,12 +16,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pytest
 
-from providers.client import LiteLLMClient, LiteLLMError, token_hash
+from harness import Stack
+from providers.client import ClientSettings, LiteLLMClient, LiteLLMError, token_hash
 from support import stack
 from support.passthrough import PassThrough
 from support.proxy_state import key_alive, keys_of, user_exists
@@ -410,8 +413,6 @@ def test_every_fault_meets_every_operation() -> None:
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Every back-off and Retry-After wait the client makes (still waited for real)."""
-    import time
-
     recorded: list[float] = []
     real = time.sleep
 
@@ -424,8 +425,6 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def client_via(tap: PassThrough, token: str) -> LiteLLMClient:
-    from providers.client import ClientSettings
-
     return LiteLLMClient(tap.url, token, ClientSettings.from_env())
 
 
@@ -476,15 +475,11 @@ def test_a_malformed_retry_after_falls_back_to_the_backoff(litellm, tap, small_b
                                          ("LITELLM_CONNECT_TIMEOUT", "-1"), ("LITELLM_RETRY_MAX_SECONDS", "inf"),
                                          ("LITELLM_RETRY_ATTEMPTS", "2.5"), ("LITELLM_RETRY_BACKOFF", "nan")])
 def test_bad_settings_name_the_variable(name, value) -> None:
-    from providers.client import ClientSettings
-
     with pytest.raises(ValueError, match=f"{name} must be .*got '{value}'"):
         ClientSettings.from_env({name: value})
 
 
 def test_settings_come_from_the_environment() -> None:
-    from providers.client import ClientSettings
-
     env = {"LITELLM_CONNECT_TIMEOUT": "2", "LITELLM_READ_TIMEOUT": "7.5", "LITELLM_RETRY_MAX_SECONDS": "0",
            "LITELLM_RETRY_ATTEMPTS": "0", "LITELLM_RETRY_BACKOFF": "0.25"}
     assert ClientSettings.from_env(env) == ClientSettings(2.0, 7.5, 0.0, 0, 0.25)
@@ -494,8 +489,6 @@ def test_settings_come_from_the_environment() -> None:
 # ------------------------------------------------------------------------------------- concurrency
 def test_fifty_in_parallel(litellm, api, tap, unique) -> None:
     """50 UserWithKey created 10 at a time (`pulumi up --parallel 10`), then destroyed 10 at a time."""
-    from concurrent.futures import ThreadPoolExecutor
-
     args = [stack.declare(tap.url, litellm.master_key, f"{unique}-{i:02d}", auto_create_key=i % 2 == 1)
             for i in range(50)]
     planned = [stack.Deployed(*stack.wire(a)) for a in args]  # the component runs once, in the program
@@ -523,8 +516,6 @@ def test_fifty_in_parallel(litellm, api, tap, unique) -> None:
 def test_fifty_in_parallel_through_the_plugin(tmp_path, litellm, api, tap, unique) -> None:
     """The same through the real dynamic-provider plugin and the stack program, `up --parallel 10` and
     `destroy --parallel 10` as the engine stand-in runs them (tests/harness)."""
-    from harness import Stack
-
     users = [{"user_id": f"{unique}-{i:02d}", "user_email": f"{unique}-{i:02d}@example.org", "user_role": "internal_user",
               "auto_create_key": i % 2 == 1, "models": ["fake-gpt-4o"], "user_models": ["fake-gpt-4o"]}
              for i in range(50)]

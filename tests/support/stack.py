@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -22,6 +23,7 @@ from providers.key import KEY_FIELDS, KeyProvider
 from providers.user import USER_FIELDS, UserProvider
 
 USERS, KEYS = UserProvider(), KeyProvider()
+ROOT = Path(__file__).resolve().parents[2]
 _MOCKS = threading.Lock()  # Pulumi's mock runtime is process-global
 
 
@@ -115,3 +117,11 @@ def down(deployed: Deployed) -> None:
     if deployed.user_id:
         USERS.delete(deployed.user_id, deployed.user)
         deployed.user_id = ""
+
+
+def program_namespace() -> dict[str, Any]:
+    """The stack program's (`__main__.py`) functions, without running it."""
+    source = (ROOT / "__main__.py").read_text().replace("\nmain()\n", "\n")
+    namespace: dict[str, Any] = {"__name__": "stack_program"}
+    exec(compile(source, str(ROOT / "__main__.py"), "exec"), namespace)
+    return namespace
