@@ -189,8 +189,10 @@ class KeyProvider(LiteLLMProvider):
                 f"{props['user_id']!r} can be adopted",
                 err.status,
             ) from None
-        # The raw value of an adopted key was never seen by this stack: `key` stays empty.
-        return None, {**client.key_update(rows[0]["token"], _settings(props)), "adopted": True}
+        # The raw value of an adopted key was never seen by this stack: `key` stays empty. Its spend is the
+        # proxy's accounting of real use: taking the key over must not reset it to the declared value.
+        settings = {name: value for name, value in _settings(props).items() if name != "spend"}
+        return None, {**client.key_update(rows[0]["token"], settings), "adopted": True}
 
 
 def _settings(props: dict[str, Any]) -> dict[str, Any]:

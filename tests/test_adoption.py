@@ -126,6 +126,20 @@ def test_adopt_takes_over_the_user_and_its_key_and_reconciles_them(auto, litellm
     assert not user_exists(api, unique) and not key_alive(api, key_hash)
 
 
+def test_adopt_keeps_the_keys_spend(litellm, api, tap, unique, users) -> None:
+    """An adopted key's spend is the proxy's accounting of real use: taking it over never resets it."""
+    users.append(unique)
+    key_hash = existing_user(api, unique)
+    api.key_update(key_hash, {"spend": 3.25})
+
+    deployed = stack.up(stack.declare(tap.url, litellm.master_key, unique, adopt_existing=True))
+
+    assert deployed.key_id == key_hash and deployed.key_inputs["spend"] == 0
+    assert api.key_info(key_hash)["info"]["spend"] == 3.25
+    key_read = stack.KEYS.read(deployed.key_id, deployed.key)
+    assert stack.KEYS.diff(deployed.key_id, key_read.outs, deployed.key_inputs).changes is False
+
+
 @MODES
 def test_adopt_a_user_without_the_key_mints_the_key(auto, litellm, api, tap, unique, users) -> None:
     users.append(unique)
