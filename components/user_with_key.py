@@ -105,6 +105,11 @@ def _user_budget(user_max_budget: Any, max_budget: Any) -> Any:
     return max_budget if unset else user_max_budget
 
 
+def _default_to_user_id(alias: Any, user_id: Any) -> Any:
+    """The module's coalesce(alias, user_id); a blank alias is kept, so `check` rejects it by name."""
+    return user_id if alias is None else alias
+
+
 def _auto_key(user_response: Any) -> Optional[str]:
     key = user_response.get("key") if isinstance(user_response, dict) else None
     return key or None
@@ -131,7 +136,7 @@ class UserWithKey(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         token = pulumi.Output.secret(args.token)
         auto = pulumi.Output.from_input(args.auto_create_key)
-        key_alias = _combine(lambda alias, uid: alias or uid, args.key_alias, args.user_id)
+        key_alias = _combine(_default_to_user_id, args.key_alias, args.user_id)
 
         self.user = User(
             resource_name,
@@ -140,7 +145,7 @@ class UserWithKey(pulumi.ComponentResource):
                 token=token,
                 user_id=args.user_id,
                 user_email=args.user_email,
-                user_alias=_combine(lambda alias, uid: alias or uid, args.user_alias, args.user_id),
+                user_alias=_combine(_default_to_user_id, args.user_alias, args.user_id),
                 user_role=pulumi.Output.from_input(args.user_role).apply(resolve_role),
                 models=args.user_models,
                 max_budget=_combine(_user_budget, args.user_max_budget, args.max_budget),
