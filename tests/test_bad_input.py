@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -27,6 +26,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from components import UserWithKey, UserWithKeyArgs
 from providers.key import KeyProvider
 from providers.user import UserProvider
+from support.generated_docs import assert_section_current
 from support.stack import program_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -360,14 +360,4 @@ def catalogue_markdown() -> str:
 
 
 def test_docs_match_the_catalogue() -> None:
-    generated = catalogue_markdown()
-    text = DOC.read_text() if DOC.exists() else ""
-    if os.environ.get("UPDATE_DOCS"):
-        if BEGIN in text and END in text:
-            text = text[: text.index(BEGIN)] + generated + text[text.index(END) + len(END):]
-        else:
-            text = text + "\n" + generated + "\n"
-        DOC.write_text(text)
-    assert BEGIN in text and END in text, f"{DOC} has no generated catalogue; run with UPDATE_DOCS=1"
-    assert text[text.index(BEGIN): text.index(END) + len(END)] == generated, (
-        f"{DOC} is out of date with the catalogue in {Path(__file__).name}; run with UPDATE_DOCS=1")
+    assert_section_current(DOC, catalogue_markdown(), BEGIN, END, Path(__file__).name)

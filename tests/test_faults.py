@@ -14,7 +14,6 @@ for the faulted endpoint (a dropped or refused call counts), after every delayed
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ import pytest
 from harness import Stack
 from providers.client import ClientSettings, LiteLLMClient, LiteLLMError, token_hash
 from support import stack
+from support.generated_docs import assert_section_current
 from support.passthrough import PassThrough
 from support.proxy_state import key_alive, keys_of, user_exists
 
@@ -387,17 +387,7 @@ def matrix_markdown() -> str:
 
 
 def test_docs_match_the_table() -> None:
-    generated = matrix_markdown()
-    text = DOC.read_text() if DOC.exists() else ""
-    if os.environ.get("UPDATE_DOCS"):
-        if BEGIN in text and END in text:
-            text = text[: text.index(BEGIN)] + generated + text[text.index(END) + len(END):]
-        else:
-            text = text + "\n" + generated + "\n"
-        DOC.write_text(text)
-    assert BEGIN in text and END in text, f"{DOC} has no generated fault matrix; run with UPDATE_DOCS=1"
-    assert text[text.index(BEGIN): text.index(END) + len(END)] == generated, (
-        f"{DOC} is out of date with the table in {Path(__file__).name}; run with UPDATE_DOCS=1")
+    assert_section_current(DOC, matrix_markdown(), BEGIN, END, Path(__file__).name)
 
 
 def test_every_fault_meets_every_operation() -> None:
