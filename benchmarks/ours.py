@@ -68,7 +68,8 @@ def _expect(result: Any, step: str, n: int) -> str:
 
 
 def lifecycle(url: str, token: str, users: list[dict[str, Any]], changed_users: list[dict[str, Any]],
-              parallel: int, workdir: Path, api: Any, log: Callable[[str], None]) -> dict[str, Sample]:
+              parallel: int, workdir: Path, api: Any, log: Callable[[str], None],
+              proxy_cpu: Callable[[], float | None] = lambda: None) -> dict[str, Sample]:
     n = len(users)
     out: dict[str, Sample] = {}
     with PassThrough(url) as tap:
@@ -89,6 +90,7 @@ def lifecycle(url: str, token: str, users: list[dict[str, Any]], changed_users: 
                     stack.config["litellm:users"] = new_users
                 tap.reset()
                 stack.checkpoint_seconds = 0.0
+                cpu_before = proxy_cpu()
                 started = time.perf_counter()
                 note = ""
                 try:
@@ -96,6 +98,7 @@ def lifecycle(url: str, token: str, users: list[dict[str, Any]], changed_users: 
                 except EngineError as err:
                     result, note = err.result, f"{step}: {err}"
                 wall = time.perf_counter() - started
+                cpu_after = proxy_cpu()
                 note = note or _expect(result, step, n)
                 usage = getattr(result, "plugin_usage", None)
                 sample = Sample(
@@ -106,6 +109,8 @@ def lifecycle(url: str, token: str, users: list[dict[str, Any]], changed_users: 
                     startup_cpu=usage.startup_cpu if usage else None,
                     peak_kb=usage.peak_kb if usage else None,
                     checkpoint=stack.checkpoint_seconds,
+                    proxy_cpu=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+                    state_bytes=stack.state_file.stat().st_size / n if stack.state_file.exists() else None,
                     provider_bytes=_provider_bytes(stack) if step in ("up", "change-up") else None,
                     ok=not note,
                     note=note,

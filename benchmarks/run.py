@@ -76,10 +76,50 @@ class Proxy:
         except Exception:  # noqa: BLE001 - informational only
             return "unknown"
 
+    def cpu(self) -> Optional[float]:
+        """CPU seconds used so far by the proxy this command started (LiteLLM, its query-engine shim and
+        Postgres, with all their child processes); None for a proxy from the environment."""
+        if not self.own or self.run_dir is None:
+            return None
+        roots = []
+        for pid_file in (self.run_dir / "pids").glob("*.pid"):
+            try:
+                roots.append(int(pid_file.read_text().split()[0]))
+            except (OSError, ValueError, IndexError):
+                pass
+        return tree_cpu(roots)
+
     def close(self) -> None:
         if self.own and self.run_dir is not None:
             log("stopping the proxy this command started")
             subprocess.run(["bash", str(SERVER_DIR / "down"), "--run-dir", str(self.run_dir)], capture_output=True)
+
+
+def tree_cpu(roots: list[int]) -> float:
+    """utime + stime + cutime + cstime of these processes and all their descendants, in seconds (a child
+    that exits moves its time into its parent's cutime, so the sum stays consistent)."""
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (ppid, seconds)
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / tick)
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo, seen = 0.0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        total += stats[pid][1]
+        todo.extend(children.get(pid, []))
+    return total
 
 
 # ------------------------------------------------------------------------------------------------ users
@@ -117,10 +157,13 @@ def lac_lifecycle(proxy: Proxy, api: LiteLLMClient, users: list[dict[str, Any]],
             for step in LAC_STEPS:
                 tap.reset()
                 spec = specs["change" if step == "change" else "create"]
+                cpu_before = proxy.cpu()
                 done = lac.run(spec, tap.url, proxy.token, dry_run=step == "noop-plan")
+                cpu_after = proxy.cpu()
                 ok = done.returncode == 0 and expected[step] in done.plan
                 note = "" if ok else f"{step}: exit {done.returncode}, {done.plan or done.output.strip()[-300:]}"
-                out[step] = Sample(done.seconds, len(tap.calls), tap.upstream_count(), ok=ok, note=note)
+                out[step] = Sample(done.seconds, len(tap.calls), tap.upstream_count(), ok=ok, note=note,
+                                   proxy_cpu=None if cpu_before is None else cpu_after - cpu_before)
                 log(f"  litellm-as-code {step}: {done.seconds:.2f} s, {len(tap.calls)} calls "
                     f"({tap.upstream_count()} at the proxy){'' if ok else ' FAILED: ' + note}")
                 if not ok and step == "create":
@@ -199,7 +242,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 users = users_for(prefix, n)
                 log(f"N={n} run {r + 1}/{args.runs}: the stack ({prefix}, parallel {args.parallel})")
                 for step, sample in ours.lifecycle(proxy.url, proxy.token, users, changed(users), args.parallel,
-                                                   workdir, api, log).items():
+                                                   workdir, api, log, proxy.cpu).items():
                     per_size[n].setdefault(step, []).append(sample)
                 if not args.no_lac:
                     log(f"N={n} run {r + 1}/{args.runs}: litellm-as-code ({prefix}l)")

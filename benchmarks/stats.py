@@ -27,8 +27,9 @@ LAC_TITLES = {
 }
 LAC_VS = {"create": "up", "noop-plan": "noop-preview", "noop-apply": "noop-up", "change": "change-up"}
 # The Terraform module's calls per user, from ../shared/reference/TERRAFORM-MODULE.md ("API calls the module
-# makes"); steps it does not document are left out rather than guessed.
-MODULE_CALLS = {"up": 6, "noop-preview": 3, "refresh": 3}
+# makes"); a no-op apply plans first, so it costs what a no-op plan does; steps it does not document are
+# left out rather than guessed.
+MODULE_CALLS = {"up": 6, "noop-preview": 3, "noop-up": 3, "refresh": 3}
 RESOURCES_PER_USER = 2  # a UserWithKey is a User and a Key
 
 TARGETS = {  # step -> most proxy calls per UserWithKey
@@ -51,6 +52,8 @@ class Sample:
     startup_cpu: Optional[float] = None  # seconds of CPU the plugin process spent starting (imports, Configure)
     peak_kb: Optional[int] = None  # VmHWM of the plugin process(es)
     checkpoint: Optional[float] = None  # seconds the engine stand-in spent writing its state file
+    proxy_cpu: Optional[float] = None  # CPU seconds the proxy (LiteLLM, shim, Postgres) used during the step
+    state_bytes: Optional[float] = None  # state file size per user after the step
     provider_bytes: Optional[float] = None  # mean `__provider` bytes per resource in the state after the step
     ok: bool = True
     note: str = ""
@@ -74,6 +77,8 @@ class Summary:
     startup_cpu: Optional[float]
     peak_kb: Optional[int]
     checkpoint: Optional[float]
+    proxy_cpu: Optional[float]
+    state_bytes: Optional[float]
     provider_bytes: Optional[float]
     failures: list[str]
 
@@ -92,6 +97,11 @@ class Summary:
     @property
     def cpu_ms_per_resource(self) -> Optional[float]:
         return None if self.cpu is None else 1000 * self.cpu / (self.n * RESOURCES_PER_USER)
+
+
+def _median_of(samples: list[Sample], name: str) -> Optional[float]:
+    values = [getattr(s, name) for s in samples if getattr(s, name) is not None]
+    return median(values) if values else None
 
 
 def summarize(n: int, samples: list[Sample]) -> Summary:
@@ -114,6 +124,8 @@ def summarize(n: int, samples: list[Sample]) -> Summary:
         cpu=median(cpus) if cpus else None,
         startup_cpu=median(startups) if startups else None,
         peak_kb=max(peaks) if peaks else None,
+        proxy_cpu=_median_of(ok, "proxy_cpu"),
+        state_bytes=_median_of(ok, "state_bytes"),
         checkpoint=median([s.checkpoint for s in ok if s.checkpoint is not None]) if any(
             s.checkpoint is not None for s in ok) else None,
         provider_bytes=median(provider) if provider else None,
@@ -153,17 +165,19 @@ def ours_table(n: int, results: dict[str, list[Sample]]) -> str:
             STEP_TITLES[step],
             _wall(s),
             _num(s.checkpoint),
+            _num(s.proxy_cpu),
             _calls(s),
             str(MODULE_CALLS.get(step, "—")),
             _num(s.cpu_ms_per_resource),
             _num(s.startup_cpu),
             _num(s.provider_bytes, "{:.0f}"),
             _num(None if s.peak_kb is None else s.peak_kb / 1024, "{:.1f}"),
+            _num(None if s.state_bytes is None else s.state_bytes / 1024, "{:.1f}"),
             "; ".join(s.failures) or "",
         ])
     return table(
-        ["step", "wall s, median (min–max)", "of which state-file writes s", "proxy calls / user", "the module's calls / user",
-         "plugin CPU ms / resource", "plugin start CPU s", "`__provider` B / resource", "plugin peak MiB", "failures"],
+        ["step", "wall s, median (min–max)", "of which state-file writes s", "proxy CPU s", "proxy calls / user", "the module's calls / user",
+         "plugin CPU ms / resource", "plugin start CPU s", "`__provider` B / resource", "plugin peak MiB", "state KiB / user", "failures"],
         rows,
     )
 
@@ -179,6 +193,7 @@ def lac_table(n: int, lac: dict[str, list[Sample]], ours: dict[str, list[Sample]
         rows.append([
             LAC_TITLES[step],
             _wall(s),
+            _num(s.proxy_cpu),
             _calls(s),
             f"{s.upstream_per_user:.2f}",
             STEP_TITLES[LAC_VS[step]],
@@ -188,7 +203,7 @@ def lac_table(n: int, lac: dict[str, list[Sample]], ours: dict[str, list[Sample]
             "; ".join(s.failures) or "",
         ])
     return table(
-        ["litellm-as-code step", "wall s, median (min–max)", "calls / user (its requests)",
+        ["litellm-as-code step", "wall s, median (min–max)", "proxy CPU s", "calls / user (its requests)",
          "proxy requests / user (incl. merged pages)", "our step", "our wall s", "our calls / user",
          "wall ratio ours / theirs", "failures"],
         rows,
