@@ -92,7 +92,8 @@ class Proxy:
     def close(self) -> None:
         if self.own and self.run_dir is not None:
             log("stopping the proxy this command started")
-            subprocess.run(["bash", str(SERVER_DIR / "down"), "--run-dir", str(self.run_dir)], capture_output=True)
+            subprocess.run(["bash", str(SERVER_DIR / "down"), "--run-dir", str(self.run_dir), "--purge"],
+                           capture_output=True)
 
 
 def tree_cpu(roots: list[int]) -> float:
