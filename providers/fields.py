@@ -321,6 +321,18 @@ def body(fields: Iterable[Field], props: Mapping[str, Any], names: Iterable[str]
     return out
 
 
+def compact(value: Any) -> Any:
+    """A LiteLLM response as Pulumi state keeps it: null entries of maps dropped, at every depth.
+
+    The engine drops them anyway when outputs travel back to a provider (Read, Update), so keeping them at
+    Create would make the first refresh report every response as changed; most of a response is nulls."""
+    if isinstance(value, dict):
+        return {k: compact(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    return value
+
+
 def live_values(fields: Iterable[Field], row: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical live value of every field LiteLLM reports back."""
     return {f.name: canonical(f, row.get(f.name)) for f in fields if f.live}

@@ -83,7 +83,7 @@ class KeyProvider(LiteLLMProvider):
         info = key_data.get("info") or {}
         if info.get("status") == "deleted":  # deleted keys still answer 200 from LiteLLM's archive
             return ReadResult("", {})
-        return ReadResult(id_, {**props, **f.live_values(KEY_FIELDS, info), "key_data": key_data})
+        return ReadResult(id_, {**props, **f.live_values(KEY_FIELDS, info), "key_data": f.compact(key_data)})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         sent = [n for n in f.changed(KEY_FIELDS, olds, news) if self.field(n).sent]
@@ -214,7 +214,7 @@ def _body(props: dict[str, Any], names: list[str]) -> dict[str, Any]:
 
 
 def _outputs(props: dict[str, Any], raw: str | None, response: Any, key_data: Any) -> dict[str, Any]:
-    return {**props, "key": raw, "key_response": response, "key_data": key_data}
+    return {**props, "key": raw, "key_response": f.compact(response), "key_data": f.compact(key_data)}
 
 
 @dataclasses.dataclass

@@ -61,7 +61,7 @@ class UserProvider(LiteLLMProvider):
         except NotFound:
             return ReadResult("", {})
         live = f.live_values(USER_FIELDS, user_data.get("user_info") or {})
-        return ReadResult(id_, {**props, **live, "user_data": user_data})
+        return ReadResult(id_, {**props, **live, "user_data": f.compact(user_data)})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         names = f.changed(USER_FIELDS, olds, news)
@@ -193,7 +193,7 @@ def _require_exists(client: LiteLLMClient, user_id: str) -> None:
 
 
 def _outputs(props: dict[str, Any], response: Any, user_data: Any) -> dict[str, Any]:
-    return {**props, "user_response": response, "user_data": user_data}
+    return {**props, "user_response": f.compact(response), "user_data": f.compact(user_data)}
 
 
 @dataclasses.dataclass

@@ -222,6 +222,21 @@ def test_noop_preview_and_noop_up_make_no_call_that_changes_anything(stacks, tap
         assert_on_proxy(api, stack, s)
 
 
+
+def test_refresh_with_nothing_changed_on_the_proxy_reports_nothing_changed(stacks, tap, unique):
+    """A refresh right after up changes nothing but the user's own record of its new key, and a second
+    refresh changes nothing at all: the responses in state survive the plugin's round trip unchanged."""
+    stack = stacks([spec(f"{unique}a"), spec(f"{unique}b", auto=True)])
+    stack.up()
+    tap.reset()
+
+    first = stack.refresh()
+    changed = {step.key: step.changed for step in first.steps if step.key in first.ops() and step.op != "same"}
+    # Only the users' own record of the key created after them; every key and every response is as it was.
+    assert all(key.startswith("User/") and names == ["user_data"] for key, names in changed.items()), changed
+    assert set(stack.refresh().ops().values()) == {"same"}
+    assert tap.count(writes=True) == 0
+
 # ------------------------------------------------ 4. each kind of change, then up
 CHANGES = {
     # kind of input: (change, expected op of User and Key, names in the User's and Key's diffs)
