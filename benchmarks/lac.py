@@ -109,9 +109,13 @@ def executable() -> str:
 
 
 def version() -> str:
-    from importlib.metadata import version as v
+    """Its installed version; a run with --no-lac works without it installed."""
+    from importlib.metadata import PackageNotFoundError, version as v
 
-    return v("litellm-as-code")
+    try:
+        return v("litellm-as-code")
+    except PackageNotFoundError:
+        return "not installed (scripts/bench installs benchmarks/requirements.txt)"
 
 
 @dataclass
