@@ -11,8 +11,8 @@ import pulumi
 
 from providers import Key, KeyArgs, User, UserArgs
 from providers import fields as f
-from providers.key import KEY_FIELDS
-from providers.user import USER_FIELDS
+from providers.key import KEY_FIELDS, KeyProvider
+from providers.user import UserProvider
 
 TYPE_TOKEN = "litellm:index:UserWithKey"
 
@@ -49,18 +49,25 @@ class UserWithKeyArgs:
     adopt_existing: pulumi.Input[bool] = False
 
 
-def _field(table: tuple[f.Field, ...], name: str) -> f.Field:
-    return next(fl for fl in table if fl.name == name)
-
-
 # Which resource field validates each module input (the names differ only for user_models, user_max_budget).
 _VALIDATED_BY: dict[str, f.Field] = {
     **{fl.name: fl for fl in KEY_FIELDS if fl.name in {fld.name for fld in dataclasses.fields(UserWithKeyArgs)}},
-    **{name: _field(USER_FIELDS, name) for name in ("user_email", "user_alias", "user_role", "auto_create_key")},
-    "user_models": _field(USER_FIELDS, "models"),
-    "user_max_budget": _field(USER_FIELDS, "max_budget"),
-    "key_alias": dataclasses.replace(_field(KEY_FIELDS, "key_alias"), parse=f.optional(f.text())),
+    **{name: UserProvider.field(name) for name in ("user_email", "user_alias", "user_role", "auto_create_key")},
+    "user_models": UserProvider.field("models"),
+    "user_max_budget": UserProvider.field("max_budget"),
+    "key_alias": dataclasses.replace(KeyProvider.field("key_alias"), parse=f.optional(f.text())),
 }
+
+
+def _holds_output(value: Any) -> bool:
+    """An Output anywhere inside (models=[config.require("model")] is a valid Input): check decides later."""
+    if isinstance(value, pulumi.Output) or f.is_unknown(value):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_output(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_output(v) for v in value)
+    return False
 
 
 REQUIRED_ARGS = ("url", "token", "user_id", "user_email")
@@ -71,7 +78,7 @@ def validate(args: UserWithKeyArgs) -> None:
     are Outputs are validated by the resources' `check` once known."""
     for name, field in _VALIDATED_BY.items():
         value = getattr(args, name)
-        if isinstance(value, pulumi.Output) or f.is_unknown(value):
+        if _holds_output(value):
             continue
         if value is None and name in REQUIRED_ARGS:
             raise ValueError(f"UserWithKeyArgs.{name} is required: {f.accepted(field)}")

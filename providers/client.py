@@ -111,9 +111,10 @@ class AmbiguousFailure(LiteLLMError):
 
     @property
     def retryable(self) -> bool:
-        """Worth another attempt: no answer, or 429/502/503/504. A 500 is LiteLLM's own verdict on the
-        request (an invalid duration, an Enterprise-only field) and would only fail again."""
-        return self.status is None or self.status in RETRY_STATUSES
+        """Worth another attempt: no answer, an answer that could not be read (a 2xx cut short), or
+        429/502/503/504. A 500 is LiteLLM's own verdict on the request (an invalid duration, an
+        Enterprise-only field) and would only fail again."""
+        return self.status is None or self.status < 400 or self.status in RETRY_STATUSES
 
 
 def _parse_retry_after(value: str | None) -> float | None:

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from pulumi.dynamic import CheckFailure
 from pulumi.output import Unknown
 
+from .client import redact
+
 UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for "not known yet"
 MAX_TEXT = 256
 ROLES = ("proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer")
@@ -241,14 +243,13 @@ CREDENTIALS = (
 
 
 _URL_CREDENTIALS = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/@\s]*@")
-_RAW_KEY = re.compile(r"sk-[A-Za-z0-9_\-.~+/=]{4,}")
 
 
 def shown(field: Field, value: Any) -> str:
     """The value as a message may show it: secrets, credentials in a URL and raw keys never appear."""
     if field.secret:
         return "[secret]"
-    text_value = _RAW_KEY.sub("sk-[redacted]", _URL_CREDENTIALS.sub(r"\1[credentials]@", repr(value)))
+    text_value = redact(_URL_CREDENTIALS.sub(r"\1[credentials]@", repr(value)))
     return text_value if len(text_value) <= 80 else text_value[:77] + "..."
 
 

@@ -61,28 +61,21 @@ class KeyProvider(LiteLLMProvider):
             try:
                 response = client.key_update(token_hash(raw), _settings(props))
             except NotFound:
+                if not _is_gone(client, token_hash(raw)):
+                    raise  # a 404 about something else (e.g. a team_id that does not exist)
                 # The key /user/new minted is gone (deleted outside Pulumi, then refreshed out of the
                 # state): mint one for the user, so `up` restores a key as declared instead of failing.
                 raw = None
         if not raw:
             raw, response = self._generate(client, props)
         key_hash = token_hash(raw) if raw else response["token"]
-        # The key exists now: a failed read-back must not fail the create (the engine would forget a key
-        # that exists, and the next `up` would collide with its alias); `key_data` then waits for a refresh.
-        try:
-            key_data = client.key_info(key_hash)
-        except LiteLLMError:
-            key_data = None
-        return CreateResult(key_hash, _outputs(props, raw, response, key_data))
+        return CreateResult(key_hash, _outputs(props, raw, response, _read_back(client, key_hash)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        try:
-            key_data = current_client_for(props).key_info(id_)
-        except NotFound:
+        key_data = _info_unless_gone(current_client_for(props), id_)
+        if key_data is None:
             return ReadResult("", {})
         info = key_data.get("info") or {}
-        if info.get("status") == "deleted":  # deleted keys still answer 200 from LiteLLM's archive
-            return ReadResult("", {})
         return ReadResult(id_, {**props, **f.live_values(KEY_FIELDS, info), "key_data": f.compact(key_data)})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -94,13 +87,15 @@ class KeyProvider(LiteLLMProvider):
         try:
             response = client.key_update(id_, _body(news, sent))
         except NotFound:
+            if not _is_gone(client, id_):
+                raise  # a 404 about something else (e.g. a team_id that does not exist): LiteLLM's words
             raise LiteLLMError(
                 "update key",
                 f"key {id_[:12]}... (alias {olds.get('key_alias')!r}) no longer exists on the proxy (deleted "
                 "outside Pulumi); run `pulumi refresh`, then `pulumi up` creates a new one",
                 404,
             ) from None
-        return UpdateResult(_outputs(news, raw, response, client.key_info(id_)))
+        return UpdateResult(_outputs(news, raw, response, _read_back(client, id_)))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         try:
@@ -193,6 +188,28 @@ class KeyProvider(LiteLLMProvider):
         # proxy's accounting of real use: taking the key over must not reset it to the declared value.
         settings = {name: value for name, value in _settings(props).items() if name != "spend"}
         return None, {**client.key_update(rows[0]["token"], settings), "adopted": True}
+
+
+def _info_unless_gone(client: LiteLLMClient, key_hash: str) -> dict[str, Any] | None:
+    """/key/info, or None when the key is gone: 404, or LiteLLM's archive answering `status: deleted`."""
+    try:
+        key_data = client.key_info(key_hash)
+    except NotFound:
+        return None
+    return None if (key_data.get("info") or {}).get("status") == "deleted" else key_data
+
+
+def _is_gone(client: LiteLLMClient, key_hash: str) -> bool:
+    return _info_unless_gone(client, key_hash) is None
+
+
+def _read_back(client: LiteLLMClient, key_hash: str) -> dict[str, Any] | None:
+    """key_data after a change that succeeded: a failed read must not fail the step (the engine would keep
+    the old state and send the change, spend and duration included, again); it waits for a refresh."""
+    try:
+        return client.key_info(key_hash)
+    except LiteLLMError:
+        return None
 
 
 def _settings(props: dict[str, Any]) -> dict[str, Any]:

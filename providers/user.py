@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
 from .base import LiteLLMProvider, client_for, current_client_for
@@ -22,7 +22,8 @@ USER_FIELDS: tuple[f.Field, ...] = (
     *f.CREDENTIALS,
     f.Field("user_id", f.text(), required=True, replaces=True),
     f.Field("user_email", f.email, required=True),
-    f.Field("user_alias", f.optional(f.text())),
+    # /user/update ignores null, so an alias cannot be removed: check defaults it to user_id, as the module does.
+    f.Field("user_alias", f.optional(f.text()), clearable=False),
     f.Field("user_role", f.role, required=True, default="internal_user_viewer"),
     # /user/update ignores an empty list, so a user's models cannot be cleared once set.
     f.Field("models", f.string_list, required=True, clearable=False, default=[]),
@@ -40,6 +41,12 @@ SECRET_OUTPUTS = ["token", "user_response"]
 class UserProvider(LiteLLMProvider):
     FIELDS = USER_FIELDS
 
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        user_id = news.get("user_id")
+        if news.get("user_alias") is None and (isinstance(user_id, str) or f.is_unknown(user_id)):
+            news = {**news, "user_alias": user_id}  # coalesce(user_alias, user_id), as the module does
+        return super().check(olds, news)
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_for(props)
         request = f.body(USER_FIELDS, props)
@@ -47,13 +54,7 @@ class UserProvider(LiteLLMProvider):
         if props["auto_create_key"] and props.get("key_alias"):
             request["key_alias"] = props["key_alias"]
         response = self._create(client, props, request)
-        # The user exists now: a failed read-back must not fail the create (the engine would forget a user
-        # that exists, and the next `up` would collide with it); `user_data` then waits for a refresh.
-        try:
-            user_data = client.user_info(props["user_id"])
-        except LiteLLMError:
-            user_data = None
-        return CreateResult(props["user_id"], _outputs(props, response, user_data))
+        return CreateResult(props["user_id"], _outputs(props, response, _read_back(client, props["user_id"])))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         try:
@@ -77,7 +78,7 @@ class UserProvider(LiteLLMProvider):
         client = client_for(news)
         _require_exists(client, id_)  # /user/update would silently create a missing user
         client.user_update({"user_id": id_, **f.body(USER_FIELDS, news, sent)})
-        return UpdateResult(_outputs(news, olds.get("user_response"), client.user_info(id_)))
+        return UpdateResult(_outputs(news, olds.get("user_response"), _read_back(client, id_)))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         # Deleting twice is safe: LiteLLM answers 200 or 404 for a user that is already gone.
@@ -178,6 +179,15 @@ class UserProvider(LiteLLMProvider):
                     except NotFound:
                         pass
         return {**(existing.get("user_info") or {}), "key": ""}
+
+
+def _read_back(client: LiteLLMClient, user_id: str) -> dict[str, Any] | None:
+    """user_data after a change that succeeded: a failed read must not fail the step (the engine would
+    forget a user that exists, or send the update again); it waits for the next refresh."""
+    try:
+        return client.user_info(user_id)
+    except LiteLLMError:
+        return None
 
 
 def _require_exists(client: LiteLLMClient, user_id: str) -> None:

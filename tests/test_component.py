@@ -191,3 +191,11 @@ def test_plain_bad_values_are_rejected_naming_the_module_input(monitor: Recordin
         make(user_max_budget=-1)
     with pytest.raises(ValueError, match=r"UserWithKeyArgs\.duration must be a LiteLLM duration"):
         make(duration="forever")
+
+
+def test_outputs_inside_lists_and_maps_are_left_to_check(monitor: RecordingMonitor) -> None:
+    """models=[config.require("model")] is a valid Input: construction must not reject it."""
+    component = make(models=[pulumi.Output.from_input("m-from-config")],
+                     metadata={"team": pulumi.Output.from_input("research")})
+    key = inputs_of(component.key_resource)
+    assert key["models"] == ["m-from-config"] and key["metadata"] == {"team": "research"}

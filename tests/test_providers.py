@@ -16,6 +16,7 @@ import pytest
 from providers.client import LiteLLMClient, LiteLLMError, token_hash
 from providers.key import KeyProvider
 from providers.user import UserProvider
+from support.passthrough import PassThrough
 from support.proxy_state import key_alive, keys_of, user_exists
 
 USERS, KEYS = UserProvider(), KeyProvider()
@@ -311,3 +312,51 @@ def test_tls_is_verified_and_requests_ca_bundle_is_honoured(tmp_path, monkeypatc
         assert LiteLLMClient(url, "sk-x").user_info("x")["user_id"] == "x"
     finally:
         server.shutdown()
+
+
+# ------------------------------------------------------- review findings
+def test_a_404_about_something_else_is_not_taken_for_a_deleted_key(litellm, api, unique, cleanup):
+    """/key/update answers 404 for a team_id that does not exist (which /key/generate accepted): that is
+    LiteLLM's message to show, not "the key was deleted outside Pulumi"."""
+    _, key = create_pair(litellm, unique, cleanup, team_id=f"{unique}-no-such-team")
+    with pytest.raises(LiteLLMError) as caught:
+        KEYS.update(key.id, key.outs, key_props(litellm, unique, team_id=f"{unique}-no-such-team", max_budget=9))
+    assert caught.value.status == 404 and "no longer exists" not in str(caught.value)
+    assert "team" in str(caught.value).lower()
+    assert key_alive(api, key.id)
+
+
+def test_a_users_alias_defaults_to_its_user_id(litellm):
+    props = {"url": litellm.url, "token": "sk-x", "user_id": "u1", "user_email": "u1@example.org"}
+    assert USERS.check({}, props).inputs["user_alias"] == "u1"
+    assert USERS.check({}, {**props, "user_alias": "Ann"}).inputs["user_alias"] == "Ann"
+
+
+def test_a_failed_read_back_does_not_fail_an_update_that_was_made(litellm, api, unique, cleanup, tap):
+    """Failing the step would keep the old state, and the next up would send the change (spend and
+    duration included) again."""
+    _, key = create_pair(litellm, unique, cleanup)
+    tap.inject("status", method="GET", path="/key/info", status=500)  # 500: never retried
+    result = KEYS.update(key.id, key.outs, key_props(litellm, unique, url=tap.url, spend=2.0))
+    assert result.outs["spend"] == 2.0 and result.outs["key_data"] is None
+    assert api.key_info(key.id)["info"]["spend"] == 2.0
+
+
+def test_a_garbled_answer_to_key_generate_deletes_that_key_and_generates_again(litellm, api, unique, cleanup,
+                                                                              monkeypatch):
+    """A 200 whose body is not JSON lost the raw key: the key it made is deleted and one generated again."""
+    cleanup.append(unique)
+    USERS.create(user_props(litellm, unique))
+    garbled = {"left": 1}
+
+    def garble(method, path, query, status, payload, fetch):
+        if path == "/key/generate" and garbled["left"]:
+            garbled["left"] -= 1
+            return status, b"<html>proxy error page</html>"
+        return status, payload
+
+    monkeypatch.setenv("LITELLM_RETRY_BACKOFF", "0.05")
+    with PassThrough(litellm.url, rewrite=garble) as tap:
+        key = KEYS.create(key_props(litellm, unique, url=tap.url))
+        assert tap.count(path="/key/generate") == 2
+    assert [row["token"] for row in keys_of(api, unique)] == [key.id] and key.outs["key"].startswith("sk-")

@@ -61,3 +61,19 @@ def test_scripts_are_strict_bash(name: str) -> None:
     text = (ROOT / "scripts" / name).read_text()
     assert text.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in text
     subprocess.run(["bash", "-n", str(ROOT / "scripts" / name)], check=True)
+
+
+def test_a_stable_name_keeps_the_resources_when_a_user_id_changes() -> None:
+    """`name` names the resources (default: the user_id), so changing a user_id replaces that user in place
+    instead of creating a second one beside it, whose email would still be taken."""
+    from support.stack import program_namespace
+
+    program = program_namespace()
+    users = [{"name": "ann", "user_id": "ann-2", "user_email": "ann@example.org"},
+             {"user_id": "bob", "user_email": "bob@example.org"}]
+    assert program["validate_users"](users) == users
+    assert [program["resource_name"](u) for u in users] == ["ann", "bob"]
+    with pytest.raises(ValueError, match=r"litellm:users\[1\]\.name 'ann' is already used by litellm:users\[0\]"):
+        program["validate_users"]([users[0], {"name": "ann", "user_id": "x", "user_email": "x@example.org"}])
+    with pytest.raises(ValueError, match=r"litellm:users\[0\]\.name must be a non-blank string"):
+        program["validate_users"]([{"name": " ", "user_id": "x", "user_email": "x@example.org"}])
