@@ -61,13 +61,7 @@ _VALIDATED_BY: dict[str, f.Field] = {
 
 def _holds_output(value: Any) -> bool:
     """An Output anywhere inside (models=[config.require("model")] is a valid Input): check decides later."""
-    if isinstance(value, pulumi.Output) or f.is_unknown(value):
-        return True
-    if isinstance(value, dict):
-        return any(_holds_output(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_holds_output(v) for v in value)
-    return False
+    return f.anywhere(value, lambda v: isinstance(v, pulumi.Output)) or f.is_unknown(value)
 
 
 REQUIRED_ARGS = ("url", "token", "user_id", "user_email")

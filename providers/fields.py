@@ -35,15 +35,20 @@ class Invalid(ValueError):
     """An input that cannot be accepted; the message says what is accepted."""
 
 
-def is_unknown(value: Any) -> bool:
-    """True for a value the engine does not know yet (preview), at any depth."""
-    if isinstance(value, Unknown) or value == UNKNOWN_SENTINEL:
+def anywhere(value: Any, test: Callable[[Any], bool]) -> bool:
+    """True when `test` holds for the value or for anything inside its maps and lists, at any depth."""
+    if test(value):
         return True
     if isinstance(value, dict):
-        return any(is_unknown(v) for v in value.values())
+        return any(anywhere(v, test) for v in value.values())
     if isinstance(value, (list, tuple)):
-        return any(is_unknown(v) for v in value)
+        return any(anywhere(v, test) for v in value)
     return False
+
+
+def is_unknown(value: Any) -> bool:
+    """True for a value the engine does not know yet (preview), at any depth."""
+    return anywhere(value, lambda v: isinstance(v, Unknown) or (isinstance(v, str) and v == UNKNOWN_SENTINEL))
 
 
 def unwrap_secret(value: Any) -> Any:
