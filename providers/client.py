@@ -245,7 +245,8 @@ class LiteLLMClient:
         return self._call(f"update user {body.get('user_id')!r}", "POST", "/user/update", body=body)
 
     def user_delete(self, user_id: str) -> None:
-        self._call(f"delete user {user_id!r}", "POST", "/user/delete", body={"user_ids": [user_id]})
+        """Deleting a user that is already gone succeeds (LiteLLM answers 200 or 404 for it)."""
+        self._delete(f"delete user {user_id!r}", "/user/delete", {"user_ids": [user_id]})
 
     # ------------------------------------------------------------------- keys
     def key_generate(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -259,7 +260,9 @@ class LiteLLMClient:
         return self._call(f"update key {_short(key_hash)}", "POST", "/key/update", body={"key": key_hash, **fields})
 
     def key_delete(self, key_hash: str) -> None:
-        self._call(f"delete key {_short(key_hash)}", "POST", "/key/delete", body={"keys": [key_hash]})
+        """Deleting a key that is already gone succeeds (404 "No keys found", also when a retry follows a
+        delete whose answer was lost)."""
+        self._delete(f"delete key {_short(key_hash)}", "/key/delete", {"keys": [key_hash]})
 
     def keys_with_alias(self, alias: str) -> list[dict[str, Any]]:
         """The keys (rows with hashed tokens) whose alias is `alias`: at most one, aliases are unique."""
@@ -273,6 +276,12 @@ class LiteLLMClient:
         return RetryBudget(self._settings)
 
     # --------------------------------------------------------------- plumbing
+    def _delete(self, operation: str, path: str, body: dict[str, Any]) -> None:
+        try:
+            self._call(operation, "POST", path, body=body)
+        except NotFound:
+            pass
+
     def _call(
         self,
         operation: str,

@@ -98,10 +98,7 @@ class KeyProvider(LiteLLMProvider):
         return UpdateResult(_outputs(news, raw, response, _read_back(client, id_)))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        try:
-            current_client_for(props).key_delete(id_)
-        except NotFound:  # already gone: deleting twice is safe
-            pass
+        current_client_for(props).key_delete(id_)  # a key already gone is fine: deleting twice is safe
 
     # ----------------------------------------------------------------------
     def _generate(self, client: LiteLLMClient, props: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
@@ -152,10 +149,7 @@ class KeyProvider(LiteLLMProvider):
                 if row.get("user_id") != props["user_id"] or (first and not self.as_declared(row, props)):
                     return Conflict("generate key", f"key_alias {alias!r} is already used by another key", 400)
             for row in rows:
-                try:
-                    client.key_delete(row["token"])
-                except NotFound:
-                    pass
+                client.key_delete(row["token"])
         except LiteLLMError as err:
             raise LiteLLMError(
                 failure.operation,

@@ -81,11 +81,7 @@ class UserProvider(LiteLLMProvider):
         return UpdateResult(_outputs(news, olds.get("user_response"), _read_back(client, id_)))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        # Deleting twice is safe: LiteLLM answers 200 or 404 for a user that is already gone.
-        try:
-            current_client_for(props).user_delete(id_)
-        except NotFound:
-            pass
+        current_client_for(props).user_delete(id_)  # a user already gone is fine: deleting twice is safe
 
     # ----------------------------------------------------------------------
     def _adopt(self, client: LiteLLMClient, props: dict[str, Any], err: Conflict) -> dict[str, Any]:
@@ -174,10 +170,7 @@ class UserProvider(LiteLLMProvider):
             # resource generates a replacement instead of leaving an unusable key behind.
             for row in existing.get("keys") or []:
                 if row.get("key_alias") == props.get("key_alias") and row.get("token"):
-                    try:
-                        client.key_delete(row["token"])
-                    except NotFound:
-                        pass
+                    client.key_delete(row["token"])
         return {**(existing.get("user_info") or {}), "key": ""}
 
 
