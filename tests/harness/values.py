@@ -17,24 +17,16 @@ import json
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
+from pulumi.runtime.rpc import UNKNOWN, is_rpc_secret as is_secret, wrap_rpc_secret as make_secret  # noqa: F401 (re-exported)
 
 SIG = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 Props = dict[str, Any]
 
 
 def secret(value: Any) -> dict[str, Any]:
     return {SIG: SECRET_SIG, "value": value}
-
-
-def is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(SIG) == SECRET_SIG
-
-
-def make_secret(value: Any) -> Any:
-    return value if is_secret(value) else secret(value)
 
 
 def contains_secrets(value: Any) -> bool:
@@ -44,16 +36,6 @@ def contains_secrets(value: Any) -> bool:
         return any(contains_secrets(v) for v in value.values())
     if isinstance(value, list):
         return any(contains_secrets(v) for v in value)
-    return False
-
-
-def contains_unknowns(value: Any) -> bool:
-    if value == UNKNOWN:
-        return True
-    if isinstance(value, dict):
-        return any(contains_unknowns(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_unknowns(v) for v in value)
     return False
 
 
