@@ -64,7 +64,6 @@ class Diff:
     changes: Optional[bool]  # None: the provider did not say (DIFF_UNKNOWN)
     replaces: list[str]
     delete_before_replace: bool
-    diffs: list[str]  # DiffResponse.diffs: the Python plugin never fills it
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -82,7 +81,6 @@ class Plugin:
         self.env = dict(env) if env is not None else clean_env()
         self.calls: list[tuple[str, str]] = []  # (method, urn), in order
         self.accept_secrets = False
-        self.supports_preview = False
         self.final_usage: Optional[Usage] = None  # read just before stop() ends the process
         self._lock = threading.Lock()
         self._proc: Optional[subprocess.Popen[bytes]] = None
@@ -162,7 +160,6 @@ class Plugin:
             ),
         )
         self.accept_secrets = response.acceptSecrets
-        self.supports_preview = response.supportsPreview
 
     def check(self, urn: str, type_: str, name: str, olds: Props, news: Props) -> tuple[Props, list[tuple[str, str]]]:
         response = self._call(
@@ -182,7 +179,7 @@ class Plugin:
             provider_pb2.DiffResponse.DIFF_SOME: True,
             provider_pb2.DiffResponse.DIFF_NONE: False,
         }.get(response.changes)
-        return Diff(changes, list(response.replaces), response.deleteBeforeReplace, list(response.diffs))
+        return Diff(changes, list(response.replaces), response.deleteBeforeReplace)
 
     def create(self, urn: str, type_: str, name: str, news: Props) -> tuple[str, Props]:
         response = self._call(

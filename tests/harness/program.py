@@ -46,7 +46,6 @@ class Registration:
     dependencies: list[str]
     property_dependencies: dict[str, list[str]]
     additional_secret_outputs: list[str]
-    delete_before_replace: Optional[bool]
 
 
 Register = Callable[[Registration], tuple[str, Props]]
@@ -86,7 +85,6 @@ class EngineMonitor(MockMonitor):
             dependencies=list(request.dependencies),
             property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
             additional_secret_outputs=list(request.additionalSecretOutputs),
-            delete_before_replace=request.deleteBeforeReplace if request.deleteBeforeReplaceDefined else None,
         )
         id_, outputs = self._register(registration)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=to_struct(outputs))

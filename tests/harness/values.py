@@ -12,7 +12,6 @@ the engine's Go function of the same name).
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from typing import Any
 
@@ -82,10 +81,6 @@ def to_struct(props: Props) -> struct_pb2.Struct:
 
 def from_struct(struct: struct_pb2.Struct) -> Props:
     return json_format.MessageToDict(struct)
-
-
-def deep_copy(props: Props) -> Props:
-    return copy.deepcopy(props)
 
 
 # ------------------------------------------------------------------ state file encoding
