@@ -324,7 +324,7 @@ class Stack:
         secret elsewhere in the state. Returns JSON paths only, never the values."""
         raw = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
         known = {s for s in extra if s} | {_as_config_string(self.config[k]) for k in self.secret_keys if k in self.config}
-        known |= {s for s in _strings(decrypt(raw), inside_secret_only=True) if RAW_KEY.fullmatch(s)}
+        known |= {s for s in _secret_strings(decrypt(raw)) if RAW_KEY.fullmatch(s)}
         findings = []
         for path, text in _plain_strings(raw, "$"):
             if RAW_KEY.search(text):
@@ -564,16 +564,17 @@ class _Session:
             self.result.plugin_usage = PluginUsage(start.cpu, end.cpu - start.cpu, end.peak_kb)
 
 
-def _strings(value: Any, inside_secret_only: bool, inside: bool = False) -> Iterable[str]:
+def _secret_strings(value: Any, inside: bool = False) -> Iterable[str]:
+    """Every string value inside a secret."""
     if is_secret(value):
-        yield from _strings(value.get("value"), inside_secret_only, True)
+        yield from _secret_strings(value.get("value"), True)
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _strings(v, inside_secret_only, inside)
+            yield from _secret_strings(v, inside)
     elif isinstance(value, list):
         for v in value:
-            yield from _strings(v, inside_secret_only, inside)
-    elif isinstance(value, str) and (inside or not inside_secret_only):
+            yield from _secret_strings(v, inside)
+    elif isinstance(value, str) and inside:
         yield value
 
 
