@@ -210,10 +210,12 @@ def _resource_policy(
     description: str,
     types: Iterable[str],
     check: Callable[[str, Mapping[str, Any], dict[str, Any]], list[str]],
-    config_schema: PolicyConfigSchema,
+    *,
     enforcement_level: EnforcementLevel = EnforcementLevel.MANDATORY,
+    **properties: dict[str, Any],
 ) -> ResourceValidationPolicy:
-    """A resource policy whose `check(resource_type, props, config)` returns the violation messages."""
+    """A resource policy whose `check(resource_type, props, config)` returns the violation messages;
+    `properties` are its config parameters' schemas (their defaults come from DEFAULTS)."""
     wanted = frozenset(types)
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -228,7 +230,20 @@ def _resource_policy(
         description=description,
         validate=validate,
         enforcement_level=enforcement_level,
-        config_schema=config_schema,
+        config_schema=_schema(name, **properties),
+    )
+
+
+def _stack_policy(
+    name: str, description: str, validate: Callable[[StackValidationArgs, ReportViolation], None]
+) -> StackValidationPolicy:
+    """A mandatory stack policy without config parameters."""
+    return StackValidationPolicy(
+        name=name,
+        description=description,
+        validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=_schema(name),
     )
 
 
@@ -456,14 +471,11 @@ KEY_EXPIRES = _resource_policy(
     "A key that never expires stays valid after its owner leaves.",
     [KEY_TYPE],
     check_key_expires,
-    _schema(
-        "litellm-key-expires",
-        maxDuration={
-            "type": "string",
-            "pattern": DURATION_PATTERN,
-            "description": "Longest key lifetime, a LiteLLM duration such as '90d', '12w' or '1mo' (a month counts 30 days).",
-        },
-    ),
+    maxDuration={
+        "type": "string",
+        "pattern": DURATION_PATTERN,
+        "description": "Longest key lifetime, a LiteLLM duration such as '90d', '12w' or '1mo' (a month counts 30 days).",
+    },
 )
 
 BUDGET_REQUIRED = _resource_policy(
@@ -472,11 +484,8 @@ BUDGET_REQUIRED = _resource_policy(
     "no budget) and at most the configured cap, in USD.",
     [USER_TYPE, KEY_TYPE],
     check_budget,
-    _schema(
-        "litellm-budget-required",
-        maxUserBudget={"type": "number", "exclusiveMinimum": 0, "description": "Largest max_budget of a user, USD."},
-        maxKeyBudget={"type": "number", "exclusiveMinimum": 0, "description": "Largest max_budget of a key, USD."},
-    ),
+    maxUserBudget={"type": "number", "exclusiveMinimum": 0, "description": "Largest max_budget of a user, USD."},
+    maxKeyBudget={"type": "number", "exclusiveMinimum": 0, "description": "Largest max_budget of a key, USD."},
 )
 
 ADMIN_ROLES_POLICY = _resource_policy(
@@ -485,11 +494,8 @@ ADMIN_ROLES_POLICY = _resource_policy(
     "user ids in proxyAdmins, proxy_admin_viewer only for those in proxyAdminViewers or proxyAdmins.",
     [USER_TYPE],
     check_admin_roles,
-    _schema(
-        "litellm-admin-roles",
-        proxyAdmins=_string_list("User ids that may hold proxy_admin (full control of the proxy)."),
-        proxyAdminViewers=_string_list("User ids that may hold proxy_admin_viewer (read access to the whole proxy)."),
-    ),
+    proxyAdmins=_string_list("User ids that may hold proxy_admin (full control of the proxy)."),
+    proxyAdminViewers=_string_list("User ids that may hold proxy_admin_viewer (read access to the whole proxy)."),
 )
 
 MODEL_ACCESS = _resource_policy(
@@ -499,11 +505,8 @@ MODEL_ACCESS = _resource_policy(
     "allow-list when one is configured.",
     [USER_TYPE, KEY_TYPE],
     check_model_access,
-    _schema(
-        "litellm-model-access",
-        allowWildcard={"type": "boolean", "description": "Allow wildcard access to every model."},
-        allowedModels=_string_list("If not empty, the only model names users and keys may list."),
-    ),
+    allowWildcard={"type": "boolean", "description": "Allow wildcard access to every model."},
+    allowedModels=_string_list("If not empty, the only model names users and keys may list."),
 )
 
 RATE_LIMITS = _resource_policy(
@@ -512,12 +515,9 @@ RATE_LIMITS = _resource_policy(
     "an unset limit is unlimited.",
     [USER_TYPE, KEY_TYPE],
     check_rate_limits,
-    _schema(
-        "litellm-rate-limits",
-        maxRpm={"type": "number", "minimum": 0, "description": "Largest rpm_limit (requests per minute)."},
-        maxTpm={"type": "number", "minimum": 0, "description": "Largest tpm_limit (tokens per minute)."},
-        requireLimits={"type": "boolean", "description": "An unset rpm_limit or tpm_limit (unlimited) is a violation."},
-    ),
+    maxRpm={"type": "number", "minimum": 0, "description": "Largest rpm_limit (requests per minute)."},
+    maxTpm={"type": "number", "minimum": 0, "description": "Largest tpm_limit (tokens per minute)."},
+    requireLimits={"type": "boolean", "description": "An unset rpm_limit or tpm_limit (unlimited) is a violation."},
 )
 
 EMAIL_DOMAINS = _resource_policy(
@@ -526,7 +526,7 @@ EMAIL_DOMAINS = _resource_policy(
     "case-insensitive). Inactive while allowedDomains is empty.",
     [USER_TYPE],
     check_email_domain,
-    _schema("litellm-email-domains", allowedDomains=_string_list("Email domains users may have, such as 'example.org'.")),
+    allowedDomains=_string_list("Email domains users may have, such as 'example.org'."),
 )
 
 KEY_ALIAS_PATTERN = _resource_policy(
@@ -535,35 +535,29 @@ KEY_ALIAS_PATTERN = _resource_policy(
     "regular expression as a whole.",
     [KEY_TYPE],
     check_key_alias,
-    _schema("litellm-key-alias-pattern", pattern={"type": "string", "format": "regex", "description": "Python regular expression the whole alias must match."}),
-    EnforcementLevel.ADVISORY,
+    enforcement_level=EnforcementLevel.ADVISORY,
+    pattern={"type": "string", "format": "regex", "description": "Python regular expression the whole alias must match."},
 )
 
-UNIQUE_KEY_ALIASES = StackValidationPolicy(
-    name="litellm-unique-key-aliases",
-    description="No two keys in the stack share a `key_alias` on the same proxy: LiteLLM only rejects the second "
+UNIQUE_KEY_ALIASES = _stack_policy(
+    "litellm-unique-key-aliases",
+    "No two keys in the stack share a `key_alias` on the same proxy: LiteLLM only rejects the second "
     "one at apply time, after the first was created.",
-    validate=validate_unique_key_aliases,
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=_schema("litellm-unique-key-aliases"),
+    validate_unique_key_aliases,
 )
 
-UNIQUE_USERS = StackValidationPolicy(
-    name="litellm-unique-users",
-    description="No two users in the stack share a `user_id`, or a `user_email` ignoring case, on the same proxy: "
+UNIQUE_USERS = _stack_policy(
+    "litellm-unique-users",
+    "No two users in the stack share a `user_id`, or a `user_email` ignoring case, on the same proxy: "
     "LiteLLM only rejects the second one at apply time.",
-    validate=validate_unique_users,
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=_schema("litellm-unique-users"),
+    validate_unique_users,
 )
 
-AUTO_CREATED_KEYS = StackValidationPolicy(
-    name="litellm-auto-created-keys-managed",
-    description="A user created with auto_create_key has a Key resource that manages the key LiteLLM mints for "
+AUTO_CREATED_KEYS = _stack_policy(
+    "litellm-auto-created-keys-managed",
+    "A user created with auto_create_key has a Key resource that manages the key LiteLLM mints for "
     "it (UserWithKey does this); otherwise that key has no expiry and no budget.",
-    validate=validate_auto_created_keys,
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=_schema("litellm-auto-created-keys-managed"),
+    validate_auto_created_keys,
 )
 
 POLICIES = [
