@@ -139,7 +139,8 @@ def run_program(
     messages: list[str] = []
     logger = logging.getLogger(f"harness.program.{id(monitor)}")
     logger.propagate = False
-    logger.addHandler(_Collect(messages))
+    handler = _Collect(messages)
+    logger.addHandler(handler)
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -173,8 +174,11 @@ def run_program(
             loop.close()
 
     thread = threading.Thread(target=run, name="pulumi-program", daemon=True)
-    thread.start()
-    thread.join()
+    try:
+        thread.start()
+        thread.join()
+    finally:
+        logger.removeHandler(handler)  # loggers live as long as the process: one left behind leaks every run
     if failure:
         raise failure[0]
     return messages
