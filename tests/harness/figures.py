@@ -38,8 +38,9 @@ def measure(url: str, token: str, auto: bool) -> tuple[dict[str, Counter[str]], 
                 for reg in result.registrations if step == "preview" else []:
                     if reg.custom:
                         sizes[reg.type.split(":")[-1]] = len(reg.inputs["__provider"])
-        finally:
+        except BaseException:  # the last step destroys; on a failure before it, clean up here
             stack.destroy()
+            raise
     return counts, sizes
 
 
