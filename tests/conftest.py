@@ -30,9 +30,7 @@ HOW_TO = (
 class Proxy(NamedTuple):
     url: str
     master_key: str
-
-
-_STARTED: dict[str, Path] = {}  # the run dir of the proxy the `litellm` fixture started, if it did
+    log: Optional[Path] = None  # the proxy's own log, for a proxy the `litellm` fixture started
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +52,8 @@ def litellm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     if done.returncode != 0:
         pytest.fail(f"litellm-server up failed:\n{done.stderr[-3000:]}")
     env = dict(line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    _STARTED["run_dir"] = run_dir
     try:
-        yield Proxy(env["LITELLM_URL"], env["LITELLM_MASTER_KEY"])
+        yield Proxy(env["LITELLM_URL"], env["LITELLM_MASTER_KEY"], run_dir / "logs" / "proxy.log")
     finally:
         subprocess.run(["bash", str(SERVER_DIR / "down"), "--run-dir", str(run_dir)], capture_output=True)
 
@@ -65,8 +62,8 @@ def litellm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
 def proxy_log(litellm: Proxy) -> Optional[Path]:
     """The proxy's own log (its access log lines included): <run-dir>/logs/proxy.log of the proxy this
     fixture started, or LITELLM_PROXY_LOG for one given by LITELLM_URL; None when unknown."""
-    if "run_dir" in _STARTED:
-        return _STARTED["run_dir"] / "logs" / "proxy.log"
+    if litellm.log is not None:
+        return litellm.log
     given = os.environ.get("LITELLM_PROXY_LOG")
     return Path(given) if given else None
 
