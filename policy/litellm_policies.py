@@ -101,16 +101,14 @@ _SENTINELS = frozenset(
 
 def plain(value: Any) -> Any:
     """A property value as plain data (the analyzer hands out proxies that raise on unknown parts);
-    UNKNOWN if the value or any part of it is not known yet."""
+    UNKNOWN if the value or any part of it is not known yet. An UnknownValueError raised while reading
+    a part propagates: the only caller, `prop`, turns it into UNKNOWN."""
     if isinstance(value, str):
         return UNKNOWN if value in _SENTINELS else value
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key in value:
-            try:
-                item = plain(value[key])
-            except UnknownValueError:
-                return UNKNOWN
+            item = plain(value[key])
             if item is UNKNOWN:
                 return UNKNOWN
             out[key] = item
@@ -118,10 +116,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, Sequence):
         items = []
         for index in range(len(value)):
-            try:
-                item = plain(value[index])
-            except UnknownValueError:
-                return UNKNOWN
+            item = plain(value[index])
             if item is UNKNOWN:
                 return UNKNOWN
             items.append(item)
