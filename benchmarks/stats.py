@@ -108,10 +108,7 @@ def summarize(n: int, samples: list[Sample]) -> Summary:
     ok = [s for s in samples if s.ok] or samples
     walls = [s.wall for s in ok]
     calls = [s.calls for s in ok]
-    cpus = [s.cpu for s in ok if s.cpu is not None]
-    startups = [s.startup_cpu for s in ok if s.startup_cpu is not None]
     peaks = [s.peak_kb for s in ok if s.peak_kb is not None]
-    provider = [s.provider_bytes for s in ok if s.provider_bytes is not None]
     return Summary(
         n=n,
         runs=len(ok),
@@ -121,14 +118,13 @@ def summarize(n: int, samples: list[Sample]) -> Summary:
         calls=median(calls),
         calls_varied=len(set(calls)) > 1,
         upstream=median([s.upstream for s in ok]),
-        cpu=median(cpus) if cpus else None,
-        startup_cpu=median(startups) if startups else None,
+        cpu=_median_of(ok, "cpu"),
+        startup_cpu=_median_of(ok, "startup_cpu"),
         peak_kb=max(peaks) if peaks else None,
         proxy_cpu=_median_of(ok, "proxy_cpu"),
         state_bytes=_median_of(ok, "state_bytes"),
-        checkpoint=median([s.checkpoint for s in ok if s.checkpoint is not None]) if any(
-            s.checkpoint is not None for s in ok) else None,
-        provider_bytes=median(provider) if provider else None,
+        checkpoint=_median_of(ok, "checkpoint"),
+        provider_bytes=_median_of(ok, "provider_bytes"),
         failures=[s.note for s in samples if not s.ok],
     )
 
