@@ -14,18 +14,9 @@ from typing import Any
 import pytest
 
 from providers.client import LiteLLMClient, LiteLLMError, token_hash
-from providers.key import KeyProvider
-from providers.user import UserProvider
 from support.passthrough import PassThrough
 from support.proxy_state import key_alive, keys_of, user_exists
-
-USERS, KEYS = UserProvider(), KeyProvider()
-
-
-def checked(provider: Any, props: dict[str, Any], olds: dict[str, Any] | None = None) -> dict[str, Any]:
-    result = provider.check(olds or {}, props)
-    assert result.failures == [], [(f.property, f.reason) for f in result.failures]
-    return result.inputs
+from support.stack import KEYS, USERS, checked
 
 
 def user_props(litellm: Any, user_id: str, **overrides: Any) -> dict[str, Any]:
