@@ -44,13 +44,11 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_dev_stack_config_is_valid_program_input() -> None:
     from components.user_with_key import UserWithKeyArgs, validate
+    from support.stack import program_namespace
 
     config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
     assert config["litellm:url"].startswith("http://127.0.0.1")
-    namespace: dict[str, object] = {"__name__": "stack_program"}
-    source = (ROOT / "__main__.py").read_text().replace("\nmain()\n", "\n")
-    exec(compile(source, "__main__.py", "exec"), namespace)
-    users = namespace["validate_users"](config["litellm:users"])  # type: ignore[operator]
+    users = program_namespace()["validate_users"](config["litellm:users"])
     assert {u["user_id"] for u in users} == {"dev-alice", "dev-bob"}
     for user in users:
         validate(UserWithKeyArgs(url=config["litellm:url"], token="sk-dev", **user))
