@@ -74,7 +74,7 @@ def lifecycle(url: str, token: str, users: list[dict[str, Any]], changed_users: 
     out: dict[str, Sample] = {}
     with PassThrough(url) as tap:
         config = {"litellm:url": tap.url, "litellm:token": token, "litellm:users": users}
-        stack = _TimedStack(workdir / "state", config, name="bench", **_parallel_kw(parallel))
+        stack = _TimedStack(workdir / "state", config, name="bench", parallel=parallel)
         plan = [
             ("preview", stack.preview, None),
             ("up", stack.up, None),
@@ -125,13 +125,6 @@ def lifecycle(url: str, token: str, users: list[dict[str, Any]], changed_users: 
         finally:
             _cleanup(stack, api, users)
     return out
-
-
-def _parallel_kw(parallel: int) -> dict[str, int]:
-    """The harness takes `parallel` when it supports it (see tests/harness/engine.py)."""
-    import inspect
-
-    return {"parallel": parallel} if "parallel" in inspect.signature(Stack).parameters else {}
 
 
 def _cleanup(stack: Stack, api: Any, users: list[dict[str, Any]]) -> None:
