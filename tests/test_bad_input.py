@@ -21,13 +21,13 @@ from typing import Any, Optional
 
 import pulumi
 import pytest
-from pulumi.runtime import mocks as pulumi_mocks
 
 from components import UserWithKey, UserWithKeyArgs
 from providers.key import KeyProvider
 from providers.user import UserProvider
 from support.generated_docs import assert_section_current
-from support.stack import program_namespace
+from support.mocks import RecordingMonitor
+from support.stack import _Echo, program_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "bad-input.md"
@@ -229,35 +229,17 @@ def provider_failures(url: str, bad: Bad) -> list[tuple[str, str, list[tuple[str
     return out
 
 
-class _Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return args.name, dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
-
-
-class _Monitor(pulumi_mocks.MockMonitor):
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
-        super().__init__(mocks)
-        self.types: list[str] = []
-
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802
-        self.types.append(request.type)
-        return super().RegisterResource(request)
-
-
 def component_error(bad: Bad, url: str = "http://proxy.test:4000") -> tuple[Optional[str], list[str]]:
     """The message UserWithKey raises at construction for the bad value (None if it accepts it), and the
     custom resources it registered before that."""
-    mocks = _Mocks()
-    monitor = _Monitor(mocks)
+    mocks = _Echo()
+    monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, preview=True, monitor=monitor)
     try:
         UserWithKey("catalogue", dataclasses.replace(good_args(url), **{bad.arg: bad.value}))
     except ValueError as err:
-        return str(err), [t for t in monitor.types if t.startswith("pulumi-python:dynamic")]
-    return None, [t for t in monitor.types if t.startswith("pulumi-python:dynamic")]
+        return str(err), [r.type for r in monitor.requests if r.type.startswith("pulumi-python:dynamic")]
+    return None, [r.type for r in monitor.requests if r.type.startswith("pulumi-python:dynamic")]
 
 
 def stack_error(case: BadStack) -> Optional[str]:

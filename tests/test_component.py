@@ -10,12 +10,12 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _sync_await
 
 from components import UserWithKey, UserWithKeyArgs
 from providers import Key, User
+from support.mocks import RecordingMonitor
 
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 AUTO_KEY = "sk-auto-minted-by-user-new"
@@ -40,21 +40,6 @@ class FakeProxy(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
         return {}
-
-
-class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """Keeps each raw RegisterResource request, where secrets are still wrapped."""
-
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
-        super().__init__(mocks)
-        self.requests: list[Any] = []
-
-    def RegisterResource(self, request: Any) -> Any:
-        self.requests.append(request)
-        return super().RegisterResource(request)
-
-    def registered(self, type_suffix: str) -> Any:
-        return next(r for r in self.requests if r.type.endswith(type_suffix))
 
 
 @pytest.fixture
