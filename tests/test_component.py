@@ -14,10 +14,10 @@ from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _sync_await
 
 from components import UserWithKey, UserWithKeyArgs
+from harness.values import SECRET_SIG, SIG
 from providers import Key, User
 from support.mocks import RecordingMonitor
 
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 AUTO_KEY = "sk-auto-minted-by-user-new"
 GENERATED_KEY = "sk-generated-by-key-generate"
 
@@ -159,7 +159,7 @@ def test_token_and_key_outputs_are_registered_secret(monitor: RecordingMonitor) 
                                    ("litellm:Key", {"token", "key", "key_response", "existing_key"})):
         request = monitor.registered(suffix)
         token = request.object.fields["token"]
-        assert token.struct_value.fields["4dabf18193072939515e22adb298388d"].string_value == SECRET_SIG
+        assert token.struct_value.fields[SIG].string_value == SECRET_SIG
         assert "sk-admin-token-1234" not in str(request.object.fields["__provider"])
         assert secret_outputs <= set(request.additionalSecretOutputs)
 

@@ -28,14 +28,14 @@ from pulumi_policy import (
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UNKNOWN_ARRAY_VALUE, UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
+from harness.values import secret
 from policy import litellm_policies as lp
 from providers import fields
 
-SECRET = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 URL = "http://127.0.0.1:4000"
 USER = {
     "url": URL,
-    "token": {**SECRET, "value": "sk-admin"},
+    "token": secret("sk-admin"),
     "user_id": "alice",
     "user_email": "alice@example.org",
     "user_alias": "alice",
@@ -50,7 +50,7 @@ USER = {
 }
 KEY = {
     "url": URL,
-    "token": {**SECRET, "value": "sk-admin"},
+    "token": secret("sk-admin"),
     "user_id": "alice",
     "key_alias": "alice",
     "models": ["gpt-4o"],
@@ -478,7 +478,7 @@ def test_an_auto_created_key_without_a_key_resource_is_a_violation():
 # ---------------------------------------------------------------- reading values
 def test_plain_reads_proxies_and_unknowns():
     props = analyzed({"a": [1, {"b": "x"}], "u": UNKNOWN_STRING_VALUE, "l": ["x", UNKNOWN_STRING_VALUE],
-                      "s": {**SECRET, "value": "hidden"}})
+                      "s": secret("hidden")})
     assert lp.prop(props, "a") == [1, {"b": "x"}]
     assert lp.prop(props, "u") is lp.UNKNOWN
     assert lp.prop(props, "l") is lp.UNKNOWN

@@ -23,16 +23,16 @@ from typing import Any, Iterator, Optional
 import grpc
 import pytest
 import yaml
-from google.protobuf import empty_pb2, json_format, struct_pb2
+from google.protobuf import empty_pb2, json_format
 from pulumi.runtime.proto import analyzer_pb2 as pb
 from pulumi.runtime.proto import analyzer_pb2_grpc
 
+from harness.values import UNKNOWN, to_struct
 from policy import litellm_policies as lp
 from scripts import program_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_DIR = ROOT / "policy"
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 LEVELS = {"advisory": pb.ADVISORY, "mandatory": pb.MANDATORY, "remediate": pb.REMEDIATE, "disabled": pb.DISABLED}
 
 
@@ -69,12 +69,6 @@ def analyzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[analyzer_pb2_
 
 
 # ----------------------------------------------------------------- the engine's side
-def struct(props: dict[str, Any]) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(props)
-    return out
-
-
 def configure(stub, info: pb.AnalyzerInfo, overrides: Optional[dict[str, Any]] = None) -> None:
     """Configure as the CLI does with a `--policy-pack-config` file: every policy, its enforcement level (the
     file's, else the policy's own), its schema defaults, then the file's parameters."""
@@ -89,14 +83,14 @@ def configure(stub, info: pb.AnalyzerInfo, overrides: Optional[dict[str, Any]] =
         properties.update(settings)
         request.policyConfig[policy.name].CopyFrom(pb.PolicyConfig(
             enforcementLevel=LEVELS[level] if level else policy.enforcementLevel,
-            properties=struct(properties),
+            properties=to_struct(properties),
         ))
     stub.Configure(request)
 
 
 def analyze(stub, resource: dict[str, Any]) -> list[pb.AnalyzeDiagnostic]:
     response = stub.Analyze(pb.AnalyzeRequest(
-        urn=resource["urn"], type=resource["type"], name=resource["name"], properties=struct(resource["object"]),
+        urn=resource["urn"], type=resource["type"], name=resource["name"], properties=to_struct(resource["object"]),
         options=pb.AnalyzerResourceOptions(parent=resource["parent"]),
     ))
     return list(response.diagnostics)
@@ -106,7 +100,7 @@ def analyze_stack(stub, resources: list[dict[str, Any]]) -> list[pb.AnalyzeDiagn
     """AnalyzeStack gets outputs; in a preview of new resources those are their checked inputs."""
     response = stub.AnalyzeStack(pb.AnalyzeStackRequest(resources=[
         pb.AnalyzerResource(
-            urn=r["urn"], type=r["type"], name=r["name"], properties=struct(r["object"]), parent=r["parent"],
+            urn=r["urn"], type=r["type"], name=r["name"], properties=to_struct(r["object"]), parent=r["parent"],
             dependencies=r["dependencies"], options=pb.AnalyzerResourceOptions(parent=r["parent"]),
         )
         for r in resources
