@@ -26,6 +26,9 @@ from urllib.parse import parse_qsl, urlencode
 
 import yaml
 
+from components import UserWithKeyArgs
+from providers.fields import LEGACY_ROLES
+
 # The paginated list endpoints and their page-size parameter.
 LIST_PAGES = {"/user/list": ("page_size", "users", "total"), "/key/list": ("size", "keys", "total_count")}
 LARGEST_PAGE = 100  # LiteLLM 1.108.7 answers 422 above this
@@ -61,31 +64,32 @@ def rewrite(method: str, path: str, query: str, status: int, payload: bytes,
 
 def user_spec(user: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """One stack user (module input names, as in litellm:users) as a litellm-as-code user and key entry,
-    sending what the module sends: /user/new and /key/generate with the same values."""
-    uid = user["user_id"]
-    models = user.get("models", ["fake_model"])
+    sending what the module sends: /user/new and /key/generate with the same values (the module's
+    defaults are read from UserWithKeyArgs, a legacy role is sent as the role it stands for)."""
+    a = UserWithKeyArgs(url="", token="", **user)
+    uid = a.user_id
     u = {
         "user_id": uid,
-        "user_email": user["user_email"],
-        "user_alias": user.get("user_alias") or uid,
-        "user_role": user.get("user_role", "internal_user_viewer"),
-        "models": user.get("user_models", ["fake_model"]),
-        "tpm_limit": user.get("tpm_limit", 100000),
-        "rpm_limit": user.get("rpm_limit", 1000),
+        "user_email": a.user_email,
+        "user_alias": a.user_alias or uid,
+        "user_role": LEGACY_ROLES.get(a.user_role, a.user_role),
+        "models": a.user_models,
+        "tpm_limit": a.tpm_limit,
+        "rpm_limit": a.rpm_limit,
         "auto_create_key": False,
     }
     k = {
-        "key_alias": user.get("key_alias") or uid,
+        "key_alias": a.key_alias or uid,
         "user_id": uid,
-        "models": models,
-        "budget_duration": user.get("budget_duration", "30d"),
-        "duration": user.get("duration", "365d"),
-        "max_parallel_requests": user.get("max_parallel_requests", 100),
-        "tpm_limit": user.get("tpm_limit", 100000),
-        "rpm_limit": user.get("rpm_limit", 1000),
+        "models": a.models,
+        "budget_duration": a.budget_duration,
+        "duration": a.duration,
+        "max_parallel_requests": a.max_parallel_requests,
+        "tpm_limit": a.tpm_limit,
+        "rpm_limit": a.rpm_limit,
     }
-    if user.get("max_budget"):
-        u["max_budget"] = k["max_budget"] = user["max_budget"]
+    if a.max_budget:
+        u["max_budget"] = k["max_budget"] = a.max_budget
     return u, k
 
 
