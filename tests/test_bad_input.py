@@ -27,7 +27,7 @@ from providers.key import KeyProvider
 from providers.user import UserProvider
 from support.generated_docs import assert_section_current
 from support.mocks import RecordingMonitor
-from support.stack import _Echo, program_namespace
+from support.stack import _Echo, program_namespace, wire
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "bad-input.md"
@@ -204,17 +204,8 @@ def good_args(url: str, user_id: str = "catalogue-user") -> UserWithKeyArgs:
 
 
 def good_resource_inputs(url: str) -> dict[str, dict[str, Any]]:
-    """The raw inputs the component gives User and Key for good args (as the engine passes them to check)."""
-    a = good_args(url)
-    user = dict(url=a.url, token=a.token, user_id=a.user_id, user_email=a.user_email, user_alias=a.user_id,
-                user_role=a.user_role, models=a.user_models, max_budget=a.max_budget, tpm_limit=a.tpm_limit,
-                rpm_limit=a.rpm_limit, auto_create_key=a.auto_create_key, key_alias=a.user_id,
-                adopt_existing=a.adopt_existing)
-    key = dict(url=a.url, token=a.token, user_id=a.user_id, key_alias=a.user_id, existing_key=None, models=a.models,
-               max_budget=a.max_budget, budget_duration=a.budget_duration, duration=a.duration, team_id=a.team_id,
-               metadata=a.metadata, max_parallel_requests=a.max_parallel_requests, tpm_limit=a.tpm_limit,
-               rpm_limit=a.rpm_limit, spend=a.spend, model_max_budget=a.model_max_budget,
-               adopt_existing=a.adopt_existing)
+    """The inputs the component gives User and Key for good args (its own wiring, through the providers' check)."""
+    user, key = wire(good_args(url))
     return {"User": user, "Key": key}
 
 
