@@ -514,6 +514,7 @@ def test_provider_modules_import_in_a_fresh_plugin_with_no_stack_config_and_no_n
     with Plugin(stack.project_dir, env=clean_env({"PYTHONPATH": str(guard), "LITELLM_RETRY_ATTEMPTS": "0"})) as plugin:
         plugin.get_plugin_info()
         plugin.configure({}, set())  # no stack config at all
+        checked_inputs: dict[str, dict[str, Any]] = {}
         for reg in (user_reg, key_reg):
             known = {k: v for k, v in strip_secrets(reg.inputs).items() if v != UNKNOWN}
             checked, failures = plugin.check(reg.urn, reg.type, reg.name, {}, known)
@@ -521,15 +522,10 @@ def test_provider_modules_import_in_a_fresh_plugin_with_no_stack_config_and_no_n
             assert checked["url"] == "http://127.0.0.1:9"
             diff = plugin.diff(reg.urn, reg.type, reg.name, "some-id", checked, checked, checked)
             assert diff.changes is False and diff.replaces == []
+            checked_inputs[reg.urn] = checked
         # The guard is real: the first call that needs the network fails inside the plugin.
         with pytest.raises(PluginError, match="create user"):
-            plugin.create(user_reg.urn, user_reg.type, user_reg.name, checked_user(plugin, user_reg))
-
-
-def checked_user(plugin: Plugin, reg: Any) -> dict[str, Any]:
-    inputs, failures = plugin.check(reg.urn, reg.type, reg.name, {}, strip_secrets(reg.inputs))
-    assert failures == []
-    return inputs
+            plugin.create(user_reg.urn, user_reg.type, user_reg.name, checked_inputs[user_reg.urn])
 
 
 # ------------------------------------------------------------ figures (docs/lifecycle.md)
