@@ -24,6 +24,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import program_inputs  # noqa: E402
 from program_inputs import KEY_TYPE, USER_TYPE, dev_users  # noqa: E402
+from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret  # noqa: E402
 
 DOC = ROOT / "docs" / "preview-examples.md"
 STACK_URN = f"urn:pulumi:{program_inputs.STACK}::{program_inputs.PROJECT}::pulumi:pulumi:Stack::" \
@@ -38,8 +39,8 @@ class Resource:
         self.urn, self.type, self.name = registration["urn"], registration["type"], registration["name"]
         self.parent = registration["parent"]
         view = program_inputs.analyzer_view(registration)
-        self.secret = {k for k, v in view.items() if program_inputs._is_secret(v)}
-        self.inputs = {k: (v["value"] if k in self.secret else v) for k, v in view.items()}
+        self.secret = {k for k, v in view.items() if is_rpc_secret(v)}
+        self.inputs = {k: unwrap_rpc_secret(v) for k, v in view.items()}
 
     @property
     def custom(self) -> bool:

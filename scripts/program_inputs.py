@@ -23,10 +23,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret, wrap_rpc_secret
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT, STACK = "litellm-access", "dev"
 URL, TOKEN = "http://127.0.0.1:4000", "sk-policy-example-token"
-SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 STACK_TYPE = "pulumi:pulumi:Stack"
 USER_TYPE = "pulumi-python:dynamic/litellm:User"
 KEY_TYPE = "pulumi-python:dynamic/litellm:Key"
@@ -66,20 +67,16 @@ def analyzer_view(registration: dict[str, Any]) -> dict[str, Any]:
     provider = {USER_TYPE: UserProvider, KEY_TYPE: KeyProvider}.get(registration["type"])
     if provider is None:  # a component: its inputs are what it registered (UserWithKey registers none)
         return wire
-    secret = {k for k, v in wire.items() if _is_secret(v)}
-    news = {k: (v["value"] if k in secret else v) for k, v in wire.items()}
+    secret = {k for k, v in wire.items() if is_rpc_secret(v)}
+    news = {k: unwrap_rpc_secret(v) for k, v in wire.items()}
     result = provider().check({}, news)
     if result.failures:
         raise ValueError(f"{registration['name']}: check failed: {[f.reason for f in result.failures]}")
     return {
-        k: ({**SECRET_SIG, "value": v} if k in secret else v)
+        k: (wrap_rpc_secret(v) if k in secret else v)
         for k, v in result.inputs.items()
         if v is not None and not k.startswith("__")
     }
-
-
-def _is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and all(value.get(k) == v for k, v in SECRET_SIG.items())
 
 
 def _engine_urn(urn: str) -> str:
