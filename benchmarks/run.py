@@ -17,7 +17,6 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,9 +36,10 @@ from benchmarks.stats import (  # noqa: E402
     LAC_STEPS, STEPS, Sample, as_json, lac_table, linearity_table, ours_table, targets, targets_table,
 )
 from providers.client import ClientSettings, LiteLLMClient  # noqa: E402
+from support import litellm_server  # noqa: E402
+from support.litellm_server import SERVER_DIR  # noqa: E402
 from support.passthrough import PassThrough  # noqa: E402
 
-SERVER_DIR = Path(os.environ.get("LITELLM_SERVER_DIR", ROOT.parent / "shared" / "litellm-server"))
 MAX_USERS = 500
 
 
@@ -63,12 +63,11 @@ class Proxy:
                              f"to a litellm-server folder ({up} not found)")
         self.run_dir = Path(tempfile.mkdtemp(prefix="bench-llm-"))
         log(f"starting a LiteLLM proxy with {up} (run dir {self.run_dir}, ~20 s)")
-        done = subprocess.run(["bash", str(up), "--run-dir", str(self.run_dir)], text=True, capture_output=True,
-                              stdin=subprocess.DEVNULL)
-        if done.returncode != 0:
-            raise SystemExit(f"bench: litellm-server up failed:\n{done.stderr[-3000:]}")
-        env = dict(line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-        self.url, self.token, self.own = env["LITELLM_URL"], env["LITELLM_MASTER_KEY"], True
+        try:
+            self.url, self.token = litellm_server.start(self.run_dir)
+        except litellm_server.StartFailed as err:
+            raise SystemExit(f"bench: litellm-server up failed:\n{err}") from None
+        self.own = True
 
     def version(self) -> str:
         try:
@@ -92,8 +91,7 @@ class Proxy:
     def close(self) -> None:
         if self.own and self.run_dir is not None:
             log("stopping the proxy this command started")
-            subprocess.run(["bash", str(SERVER_DIR / "down"), "--run-dir", str(self.run_dir), "--purge"],
-                           capture_output=True)
+            litellm_server.stop(self.run_dir, purge=True)
 
 
 def tree_cpu(roots: list[int]) -> float:

@@ -8,7 +8,6 @@ never a skip.
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Iterator, NamedTuple, Optional
@@ -18,9 +17,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 from providers.client import ClientSettings, LiteLLMClient  # noqa: E402
+from support import litellm_server  # noqa: E402
+from support.litellm_server import SERVER_DIR  # noqa: E402
 from support.passthrough import PassThrough  # noqa: E402
 
-SERVER_DIR = Path(os.environ.get("LITELLM_SERVER_DIR", ROOT.parent / "shared" / "litellm-server"))
 HOW_TO = (
     "no LiteLLM proxy for the real-proxy tests: set LITELLM_URL and LITELLM_MASTER_KEY to a proxy backed by "
     "Postgres (see README, 'Running a proxy'), or LITELLM_SERVER_DIR to a litellm-server checkout"
@@ -45,17 +45,14 @@ def litellm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
             pytest.fail(HOW_TO)
         pytest.skip(HOW_TO)
     run_dir = tmp_path_factory.mktemp("litellm")
-    done = subprocess.run(
-        ["bash", str(up), "--run-dir", str(run_dir)],
-        text=True, capture_output=True, stdin=subprocess.DEVNULL,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"litellm-server up failed:\n{done.stderr[-3000:]}")
-    env = dict(line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines() if "=" in line)
     try:
-        yield Proxy(env["LITELLM_URL"], env["LITELLM_MASTER_KEY"], run_dir / "logs" / "proxy.log")
+        url, key = litellm_server.start(run_dir)
+    except litellm_server.StartFailed as err:
+        pytest.fail(f"litellm-server up failed:\n{err}")
+    try:
+        yield Proxy(url, key, run_dir / "logs" / "proxy.log")
     finally:
-        subprocess.run(["bash", str(SERVER_DIR / "down"), "--run-dir", str(run_dir)], capture_output=True)
+        litellm_server.stop(run_dir)
 
 
 @pytest.fixture(scope="session")
