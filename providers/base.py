@@ -9,12 +9,12 @@ destroy after a token rotation uses the current token, not the one saved in stat
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from pulumi.dynamic import CheckResult, ConfigureRequest, DiffResult, ResourceProvider
 
 from . import fields
-from .client import ClientSettings, LiteLLMClient
+from .client import ClientSettings, LiteLLMClient, LiteLLMError
 
 # Set once per plugin process by Configure; never pickled (module state, not instance state).
 _stack_config: dict[str, Any] = {}
@@ -68,6 +68,16 @@ class LiteLLMProvider(ResourceProvider):
         reported back: what a create of these props would have made."""
         names = fields.changed(cls.FIELDS, fields.live_values(cls.FIELDS, live), props)
         return not [n for n in names if cls.field(n).sent and cls.field(n).live]
+
+
+def read_back(read: Callable[[str], dict[str, Any]], identity: str) -> dict[str, Any] | None:
+    """The `*_data` output after a change that succeeded. A failed read must not fail the step: the engine
+    would forget an object that exists, or keep the old state and send the change (spend and duration
+    included) again; the output waits for the next refresh instead."""
+    try:
+        return read(identity)
+    except LiteLLMError:
+        return None
 
 
 def client_for(props: Mapping[str, Any]) -> LiteLLMClient:

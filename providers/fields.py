@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 from pulumi.dynamic import CheckFailure
 from pulumi.output import Unknown
+from pulumi.runtime import rpc
 
 from .client import redact
 
-UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for "not known yet"
 MAX_TEXT = 256
 ROLES = ("proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer")
 LEGACY_ROLES = {"admin": "proxy_admin", "app_owner": "internal_user", "app_user": "internal_user_viewer"}
@@ -48,14 +48,11 @@ def anywhere(value: Any, test: Callable[[Any], bool]) -> bool:
 
 def is_unknown(value: Any) -> bool:
     """True for a value the engine does not know yet (preview), at any depth."""
-    return anywhere(value, lambda v: isinstance(v, Unknown) or (isinstance(v, str) and v == UNKNOWN_SENTINEL))
+    return anywhere(value, lambda v: isinstance(v, Unknown) or (isinstance(v, str) and v == rpc.UNKNOWN))
 
 
-def unwrap_secret(value: Any) -> Any:
-    """Defensive: the engine strips secret wrappers for dynamic providers, but never trust the wire."""
-    if isinstance(value, dict) and value.get("4dabf18193072939515e22adb298388d") == "1b47061264138c4ac30d75fd1eb44270":
-        return value.get("value")
-    return value
+# Defensive: the engine strips secret wrappers for dynamic providers, but never trust the wire.
+unwrap_secret = rpc.unwrap_rpc_secret
 
 
 # ------------------------------------------------------------------ parsers
@@ -225,7 +222,8 @@ class Field:
     replaces: a change forces a new object on the proxy.
     diffed:   a change is a change (False for creation-time settings that are never sent again).
     secret:   never shown in messages.
-    clearable: LiteLLM accepts null/empty on update to remove the value.
+    clearable: LiteLLM accepts `cleared` on update to remove the value.
+    cleared:  what an update sends to remove the value (null, unless LiteLLM needs something else).
     default:  the value `check` fills in when the input is absent (None: nothing).
     """
 
@@ -238,6 +236,7 @@ class Field:
     diffed: bool = True
     secret: bool = False
     clearable: bool = True
+    cleared: Any = None
     default: Any = None
 
 
@@ -312,7 +311,7 @@ def changed(fields: Iterable[Field], olds: Mapping[str, Any], news: Mapping[str,
 
 def body(fields: Iterable[Field], props: Mapping[str, Any], names: Iterable[str] | None = None) -> dict[str, Any]:
     """A request body: the sent fields (only `names` if given). Unset values are left out on create;
-    on update (`names` given) a clearable field that became unset is sent as null to remove it."""
+    on update (`names` given) a clearable field that became unset is sent as its `cleared` value."""
     wanted = None if names is None else set(names)
     out: dict[str, Any] = {}
     for field in fields:
@@ -321,7 +320,7 @@ def body(fields: Iterable[Field], props: Mapping[str, Any], names: Iterable[str]
         value = props.get(field.name)
         if value is None:
             if wanted is not None and field.clearable:
-                out[field.name] = None
+                out[field.name] = copy.deepcopy(field.cleared)
             continue
         out[field.name] = value
     return out

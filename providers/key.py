@@ -18,7 +18,7 @@ import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from .base import LiteLLMProvider, client_for, current_client_for
+from .base import LiteLLMProvider, client_for, current_client_for, read_back
 from .client import AmbiguousFailure, Conflict, LiteLLMClient, LiteLLMError, NotFound, token_hash
 
 KEY_FIELDS: tuple[f.Field, ...] = (
@@ -34,7 +34,8 @@ KEY_FIELDS: tuple[f.Field, ...] = (
     f.Field("budget_duration", f.duration),
     f.Field("duration", f.duration, live=False),
     f.Field("team_id", f.optional(f.text())),
-    f.Field("metadata", f.json_map),
+    # Cleared with {}: LiteLLM cannot delete a key whose metadata is null (500 while archiving it).
+    f.Field("metadata", f.json_map, cleared={}),
     f.Field("max_parallel_requests", f.count),
     f.Field("tpm_limit", f.count),
     f.Field("rpm_limit", f.count),
@@ -58,10 +59,11 @@ class KeyProvider(LiteLLMProvider):
         client = client_for(props)
         raw: str | None = props.get("existing_key")
         if raw:
+            minted = token_hash(raw)
             try:
-                response = client.key_update(token_hash(raw), _settings(props))
+                response = client.key_update(minted, _settings(props))
             except NotFound:
-                if not _is_gone(client, token_hash(raw)):
+                if not _is_gone(client, minted):
                     raise  # a 404 about something else (e.g. a team_id that does not exist)
                 # The key /user/new minted is gone (deleted outside Pulumi, then refreshed out of the
                 # state): mint one for the user, so `up` restores a key as declared instead of failing.
@@ -69,7 +71,7 @@ class KeyProvider(LiteLLMProvider):
         if not raw:
             raw, response = self._generate(client, props)
         key_hash = token_hash(raw) if raw else response["token"]
-        return CreateResult(key_hash, _outputs(props, raw, response, _read_back(client, key_hash)))
+        return CreateResult(key_hash, _outputs(props, raw, response, read_back(client.key_info, key_hash)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         key_data = _info_unless_gone(current_client_for(props), id_)
@@ -85,7 +87,7 @@ class KeyProvider(LiteLLMProvider):
             return UpdateResult(_outputs(news, raw, olds.get("key_response"), olds.get("key_data")))
         client = client_for(news)
         try:
-            response = client.key_update(id_, _body(news, sent))
+            response = client.key_update(id_, f.body(KEY_FIELDS, news, sent))
         except NotFound:
             if not _is_gone(client, id_):
                 raise  # a 404 about something else (e.g. a team_id that does not exist): LiteLLM's words
@@ -95,7 +97,7 @@ class KeyProvider(LiteLLMProvider):
                 "outside Pulumi); run `pulumi refresh`, then `pulumi up` creates a new one",
                 404,
             ) from None
-        return UpdateResult(_outputs(news, raw, response, _read_back(client, id_)))
+        return UpdateResult(_outputs(news, raw, response, read_back(client.key_info, id_)))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         current_client_for(props).key_delete(id_)  # a key already gone is fine: deleting twice is safe
@@ -197,31 +199,13 @@ def _is_gone(client: LiteLLMClient, key_hash: str) -> bool:
     return _info_unless_gone(client, key_hash) is None
 
 
-def _read_back(client: LiteLLMClient, key_hash: str) -> dict[str, Any] | None:
-    """key_data after a change that succeeded: a failed read must not fail the step (the engine would keep
-    the old state and send the change, spend and duration included, again); it waits for a refresh."""
-    try:
-        return client.key_info(key_hash)
-    except LiteLLMError:
-        return None
-
-
 def _settings(props: dict[str, Any]) -> dict[str, Any]:
     """Every declared setting, unset ones as null, for taking over a key that was minted elsewhere."""
     names = [fl.name for fl in KEY_FIELDS if fl.sent]
-    settings = _body(props, names)
+    settings = f.body(KEY_FIELDS, props, names)
     if settings.get("model_max_budget") is None:
         settings.pop("model_max_budget", None)  # null here trips LiteLLM's enterprise-only check
     return settings
-
-
-def _body(props: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    """f.body for /key/update, but metadata is cleared with {} instead of null: LiteLLM cannot delete a key
-    whose metadata is null (500 while archiving it), so null would make the key undeletable."""
-    body = f.body(KEY_FIELDS, props, names)
-    if "metadata" in body and body["metadata"] is None:
-        body["metadata"] = {}
-    return body
 
 
 def _outputs(props: dict[str, Any], raw: str | None, response: Any, key_data: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from .base import LiteLLMProvider, client_for, current_client_for
+from .base import LiteLLMProvider, client_for, current_client_for, read_back
 from .client import AmbiguousFailure, Conflict, LiteLLMClient, LiteLLMError, NotFound
 
 USER_FIELDS: tuple[f.Field, ...] = (
@@ -54,7 +54,7 @@ class UserProvider(LiteLLMProvider):
         if props["auto_create_key"] and props.get("key_alias"):
             request["key_alias"] = props["key_alias"]
         response = self._create(client, props, request)
-        return CreateResult(props["user_id"], _outputs(props, response, _read_back(client, props["user_id"])))
+        return CreateResult(props["user_id"], _outputs(props, response, read_back(client.user_info, props["user_id"])))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         try:
@@ -78,7 +78,7 @@ class UserProvider(LiteLLMProvider):
         client = client_for(news)
         _require_exists(client, id_)  # /user/update would silently create a missing user
         client.user_update({"user_id": id_, **f.body(USER_FIELDS, news, sent)})
-        return UpdateResult(_outputs(news, olds.get("user_response"), _read_back(client, id_)))
+        return UpdateResult(_outputs(news, olds.get("user_response"), read_back(client.user_info, id_)))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         current_client_for(props).user_delete(id_)  # a user already gone is fine: deleting twice is safe
@@ -172,15 +172,6 @@ class UserProvider(LiteLLMProvider):
                 if row.get("key_alias") == props.get("key_alias") and row.get("token"):
                     client.key_delete(row["token"])
         return {**(existing.get("user_info") or {}), "key": ""}
-
-
-def _read_back(client: LiteLLMClient, user_id: str) -> dict[str, Any] | None:
-    """user_data after a change that succeeded: a failed read must not fail the step (the engine would
-    forget a user that exists, or send the update again); it waits for the next refresh."""
-    try:
-        return client.user_info(user_id)
-    except LiteLLMError:
-        return None
 
 
 def _require_exists(client: LiteLLMClient, user_id: str) -> None:
