@@ -271,6 +271,48 @@ class LiteLLMClient:
         )
         return [row for row in found.get("keys", []) if isinstance(row, dict) and row.get("key_alias") == alias]
 
+    # ------------------------------------------------------------------ teams
+    def team_new(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call(f"create team {body.get('team_id')!r}", "POST", "/team/new", body=body, idempotent=False)
+
+    def team_info(self, team_id: str) -> dict[str, Any]:
+        if not team_id:
+            raise ValueError("team_info needs a team_id")
+        return self._call(f"read team {team_id!r}", "GET", "/team/info", params={"team_id": team_id})
+
+    def team_update(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call(f"update team {body.get('team_id')!r}", "POST", "/team/update", body=body)
+
+    def team_delete(self, team_id: str) -> None:
+        """Deleting a team that is already gone succeeds (LiteLLM answers 404). LiteLLM deletes the team's
+        keys with it."""
+        self._delete(f"delete team {team_id!r}", "/team/delete", {"team_ids": [team_id]})
+
+    def team_member_add(self, team_id: str, user_id: str, role: str) -> dict[str, Any]:
+        """Not retried blindly (a second add answers 400 "already in team", raised as Conflict)."""
+        operation = f"add user {user_id!r} to team {team_id!r}"
+        body = {"team_id": team_id, "member": [{"role": role, "user_id": user_id}]}
+        try:
+            return self._call(operation, "POST", "/team/member_add", body=body, idempotent=False)
+        except LiteLLMError as err:
+            if err.status == 400 and "already in team" in err.detail:
+                raise Conflict(operation, err.detail, err.status) from None
+            raise
+
+    def team_member_update(self, body: dict[str, Any]) -> dict[str, Any]:
+        operation = f"update user {body.get('user_id')!r} in team {body.get('team_id')!r}"
+        return self._call(operation, "POST", "/team/member_update", body=body)
+
+    def team_member_delete(self, team_id: str, user_id: str) -> None:
+        """Removing a member that is not in the team, or from a team that is gone, succeeds (LiteLLM
+        answers 400 "User not found in team" / "does not exist in db")."""
+        operation = f"remove user {user_id!r} from team {team_id!r}"
+        try:
+            self._delete(operation, "/team/member_delete", {"team_id": team_id, "user_id": user_id})
+        except LiteLLMError as err:
+            if not (err.status == 400 and ("not found in team" in err.detail or "does not exist" in err.detail)):
+                raise
+
     def budget(self) -> RetryBudget:
         """A retry budget for an operation made of several calls (see RetryBudget)."""
         return RetryBudget(self._settings)
