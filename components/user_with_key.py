@@ -1,5 +1,6 @@
 """UserWithKey: the Terraform module's interface (same inputs, defaults and five outputs) over the
-`User` and `Key` dynamic resources, with the module's defects fixed (see README, "Differences").
+`User` and `Key` dynamic resources, with the module's defects fixed (see README, "Differences"), and one
+`TeamMember` per entry of `teams`.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from typing import Any, Callable, Mapping, Optional
 
 import pulumi
 
-from providers import Key, KeyArgs, User, UserArgs
+from providers import Key, KeyArgs, TeamMember, TeamMemberArgs, User, UserArgs
 from providers import fields as f
 from providers.key import KEY_FIELDS, KeyProvider
+from providers.team_member import TeamMemberProvider
 from providers.user import UserProvider
 
 TYPE_TOKEN = "litellm:index:UserWithKey"
@@ -21,8 +23,9 @@ TYPE_TOKEN = "litellm:index:UserWithKey"
 class UserWithKeyArgs:
     """The module's inputs, names and defaults unchanged; each takes a plain value or a `pulumi.Input`.
 
-    `adopt_existing` is new: opt in to take over a user (and its key, by alias) that already exists on the
-    proxy instead of failing with 409.
+    `adopt_existing` is new: opt in to take over a user (and its key, by alias, and its memberships) that
+    already exists on the proxy instead of failing with 409. `teams` is new: the ids of the teams the user
+    is a member of (role `user`), one `TeamMember` each.
     """
 
     url: pulumi.Input[str]
@@ -47,6 +50,7 @@ class UserWithKeyArgs:
     user_models: pulumi.Input[list[str]] = dataclasses.field(default_factory=lambda: ["fake_model"])
     user_role: pulumi.Input[str] = "app_user"
     adopt_existing: pulumi.Input[bool] = False
+    teams: list[str] = dataclasses.field(default_factory=list)
 
 
 # Which resource field validates each module input (the names differ only for user_models, user_max_budget).
@@ -65,6 +69,7 @@ def _holds_output(value: Any) -> bool:
 
 
 REQUIRED_ARGS = ("url", "token", "user_id", "user_email")
+TEAM_ID = TeamMemberProvider.field("team_id")
 
 
 def validate(args: UserWithKeyArgs) -> None:
@@ -80,6 +85,21 @@ def validate(args: UserWithKeyArgs) -> None:
             field.parse(value)
         except f.Invalid as err:
             raise ValueError(f"UserWithKeyArgs.{name} must be {err}; got {f.shown(field, value)}") from None
+    _validate_teams(args.teams)
+
+
+def _validate_teams(teams: Any) -> None:
+    """Team ids name the memberships' resources, so they must be plain, distinct strings."""
+    accepted = "a list of distinct team ids (non-blank strings), such as ['research']"
+    if not isinstance(teams, (list, tuple)):
+        raise ValueError(f"UserWithKeyArgs.teams must be {accepted}; got {f.shown(TEAM_ID, teams)}")
+    for index, team_id in enumerate(teams):
+        try:
+            TEAM_ID.parse(team_id)
+        except f.Invalid as err:
+            raise ValueError(f"UserWithKeyArgs.teams[{index}] must be {err}; got {f.shown(TEAM_ID, team_id)}") from None
+        if team_id in teams[:index]:
+            raise ValueError(f"UserWithKeyArgs.teams[{index}] {team_id!r} is listed twice; {accepted}")
 
 
 def resolve_role(role: Any) -> Any:
@@ -158,6 +178,17 @@ class UserWithKey(pulumi.ComponentResource):
             ),
             child,
         )
+        # depends_on of the component (the stack's Team resources) is passed on: a membership needs its team.
+        member_opts = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
+        self.memberships = [
+            TeamMember(
+                f"{resource_name}-{team_id}",
+                TeamMemberArgs(url=args.url, token=token, team_id=team_id, user_id=self.user.user_id,
+                               adopt_existing=args.adopt_existing),
+                member_opts,
+            )
+            for team_id in args.teams
+        ]
         self.key_resource = Key(
             resource_name,
             KeyArgs(
@@ -180,7 +211,8 @@ class UserWithKey(pulumi.ComponentResource):
                 model_max_budget=args.model_max_budget,
                 adopt_existing=args.adopt_existing,
             ),
-            child,
+            # LiteLLM moves a key into a team (/key/update) only when its user is a member: memberships first.
+            pulumi.ResourceOptions(parent=self, depends_on=self.memberships),
         )
         self.user_response = pulumi.Output.secret(self.user.user_response)
         self.user_data = self.user.user_data

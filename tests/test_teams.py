@@ -1,0 +1,289 @@
+"""Teams, memberships and team keys through the stack program (`litellm:teams`, per-user `teams`, a key's
+`team_id`), driven like `pulumi preview / up / refresh / destroy` (tests/harness: the real plugin over
+gRPC) against the real proxy behind a counting pass-through. Every scenario checks the proxy itself.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pulumi
+import pytest
+import requests
+
+from harness import EngineError, Stack
+from providers import Team, TeamArgs, TeamMember, TeamMemberArgs, TeamMemberProvider, TeamProvider
+from providers.client import LiteLLMClient, NotFound
+from support.passthrough import PassThrough
+from support.proxy_state import key_alive, user_exists
+
+
+def team_spec(team_id: str, **overrides: Any) -> dict[str, Any]:
+    """One entry of `litellm:teams`: every input set."""
+    values: dict[str, Any] = dict(
+        team_id=team_id, team_alias=f"{team_id} alias", models=["fake-mock", "fake-gpt-4o"], max_budget=50,
+        budget_duration="30d", tpm_limit=5000, rpm_limit=60, max_parallel_requests=4, metadata={"cost_center": "42"},
+    )
+    values.update(overrides)
+    return values
+
+
+def user_spec(user_id: str, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = dict(
+        user_id=user_id, user_email=f"{user_id}@example.org", user_role="internal_user",
+        models=["fake-mock"], user_models=["fake-mock"], max_budget=5, metadata={}, tpm_limit=1000, rpm_limit=50,
+    )
+    values.update(overrides)
+    return values
+
+
+def team_row(api: LiteLLMClient, team_id: str) -> dict[str, Any]:
+    return api.team_info(team_id)["team_info"]
+
+
+def team_exists(api: LiteLLMClient, team_id: str) -> bool:
+    try:
+        api.team_info(team_id)
+        return True
+    except NotFound:
+        return False
+
+
+def members(api: LiteLLMClient, team_id: str) -> dict[str, str]:
+    """{user_id: role} of the team's members, without the proxy admin LiteLLM adds to every new team."""
+    rows = team_row(api, team_id)["members_with_roles"]
+    return {m["user_id"]: m["role"] for m in rows if m["user_id"] != "default_user_id"}
+
+
+def chat(url: str, raw_key: str) -> int:
+    """The status of one completion with `fake-mock` (answered by the proxy, no upstream)."""
+    response = requests.post(f"{url}/chat/completions", headers={"Authorization": f"Bearer {raw_key}"},
+                             json={"model": "fake-mock", "messages": [{"role": "user", "content": "hi"}]}, timeout=60)
+    return response.status_code
+
+
+def calls(tap: PassThrough) -> Counter[str]:
+    return Counter(f"{c.method} {c.path}" for c in tap.calls)
+
+
+@pytest.fixture
+def stacks(tmp_path: Path, litellm: Any, tap: PassThrough, api: LiteLLMClient) -> Iterator[Callable[..., Stack]]:
+    """Stacks of the stack program through the pass-through; whatever a test leaves is destroyed after it,
+    its users and teams deleted directly if that fails."""
+    made: list[Stack] = []
+
+    def make(teams: list[dict[str, Any]], users: list[dict[str, Any]], program: Any = None) -> Stack:
+        stack = Stack(tmp_path / "state", {"litellm:url": tap.url, "litellm:token": litellm.master_key,
+                                           "litellm:teams": teams, "litellm:users": users}, program=program)
+        made.append(stack)
+        return stack
+
+    yield make
+    for stack in made:
+        try:
+            stack.destroy()
+        except Exception:  # noqa: BLE001 - fall back to the API below
+            pass
+        for user in stack.config.get("litellm:users", []):
+            api.user_delete(user["user_id"])
+        for team in stack.config.get("litellm:teams", []):
+            api.team_delete(team["team_id"])
+
+
+# ------------------------------------------------------------ preview, up, no-op
+def test_up_creates_teams_memberships_and_team_keys_as_declared_and_a_noop_makes_no_call(stacks, tap, api, litellm, unique):
+    red, blue = team_spec(f"{unique}red"), team_spec(f"{unique}blue", models=[], max_budget=None, metadata=None)
+    alice = user_spec(f"{unique}a", teams=[red["team_id"], blue["team_id"]], team_id=red["team_id"])
+    bob = user_spec(f"{unique}b", teams=[red["team_id"]])
+    stack = stacks([red, blue], [alice, bob])
+
+    preview = stack.preview()
+    assert tap.calls == []
+    assert {k: v for k, v in preview.ops().items() if k.startswith("Team")} == {
+        f"Team/{red['team_id']}": "create", f"Team/{blue['team_id']}": "create",
+        f"TeamMember/{alice['user_id']}-{red['team_id']}": "create",
+        f"TeamMember/{alice['user_id']}-{blue['team_id']}": "create",
+        f"TeamMember/{bob['user_id']}-{red['team_id']}": "create",
+    }
+
+    stack.up()
+    row = team_row(api, red["team_id"])
+    assert {k: row[k] for k in ("team_alias", "models", "max_budget", "budget_duration", "tpm_limit", "rpm_limit",
+                                "metadata")} == {
+        "team_alias": f"{unique}red alias", "models": ["fake-mock", "fake-gpt-4o"], "max_budget": 50.0,
+        "budget_duration": "30d", "tpm_limit": 5000, "rpm_limit": 60, "metadata": {"cost_center": "42"}}
+    blue_row = team_row(api, blue["team_id"])
+    assert (blue_row["models"], blue_row["max_budget"], blue_row["metadata"]) == ([], None, {})
+    assert members(api, red["team_id"]) == {alice["user_id"]: "user", bob["user_id"]: "user"}
+    assert members(api, blue["team_id"]) == {alice["user_id"]: "user"}
+    key = api.key_info(stack.resource("Key", alice["user_id"]).id)["info"]
+    assert key["team_id"] == red["team_id"]
+    assert chat(litellm.url, stack.outputs[f"{alice['user_id']}_key"]) == 200
+    # The key of a stack team depends on it: LiteLLM deletes a team's keys with the team.
+    assert stack.resource("Team", red["team_id"]).urn in stack.resource("Key", alice["user_id"]).depends_on()
+    data = stack.outputs[f"{red['team_id']}_team_data"]
+    assert data["team_info"]["team_alias"] == f"{unique}red alias" and f"{red['team_id']}_team_data" not in stack.secret_outputs
+    assert stack.plaintext_secrets(extra=[litellm.master_key, stack.outputs[f"{alice['user_id']}_key"]]) == []
+
+    tap.reset()
+    assert set(stack.preview().ops().values()) == {"same"}
+    assert set(stack.up().ops().values()) == {"same"}
+    assert tap.count() == 0
+
+
+# ------------------------------------------------------------ updates: only what changed
+def test_a_team_change_sends_only_the_changed_fields_and_a_removed_membership_is_deleted(stacks, tap, api, unique):
+    red = team_spec(f"{unique}red")
+    alice = user_spec(f"{unique}a", teams=[red["team_id"]])
+    stack = stacks([red], [alice])
+    stack.up()
+    # Someone raises the team's tpm limit on the proxy; the stack changes only the alias and the budget.
+    api.team_update({"team_id": red["team_id"], "tpm_limit": 7777})
+    stack.config["litellm:teams"] = [{**red, "team_alias": "renamed", "max_budget": 80}]
+    stack.config["litellm:users"] = [{**alice, "teams": []}]
+
+    preview = stack.preview()
+    assert preview.ops()[f"Team/{red['team_id']}"] == "update"
+    assert preview.ops()[f"TeamMember/{alice['user_id']}-{red['team_id']}"] == "delete"
+    tap.reset()
+    up = stack.up()
+    assert up.ops()[f"Team/{red['team_id']}"] == "update"
+    assert calls(tap)["POST /team/update"] == 1 and calls(tap)["POST /team/member_delete"] == 1
+    row = team_row(api, red["team_id"])
+    assert (row["team_alias"], row["max_budget"]) == ("renamed", 80.0)
+    assert row["tpm_limit"] == 7777  # not declared as changed, so not sent
+    assert members(api, red["team_id"]) == {}
+
+
+# ------------------------------------------------------------ drift, gone, recreate
+def test_refresh_finds_drift_on_every_team_field_and_gone_objects_and_up_restores_them(stacks, api, litellm, unique):
+    red = team_spec(f"{unique}red")
+    alice = user_spec(f"{unique}a", teams=[red["team_id"]], team_id=red["team_id"])
+    stack = stacks([red], [alice])
+    stack.up()
+    team_name, member_name = red["team_id"], f"{alice['user_id']}-{red['team_id']}"
+
+    api.team_update({"team_id": red["team_id"], "team_alias": "edited", "models": ["fake-gpt-4o"], "max_budget": 1,
+                     "budget_duration": "7d", "tpm_limit": 1, "rpm_limit": 2, "metadata": {"x": "y"}})
+    api.team_member_delete(red["team_id"], alice["user_id"])
+    refresh = stack.refresh()
+    assert refresh.ops()[f"TeamMember/{member_name}"] == "delete"
+    assert refresh.ops()[f"Team/{team_name}"] == "update"
+    outs = stack.resource("Team", team_name).outputs
+    assert {k: outs[k] for k in ("team_alias", "models", "max_budget", "budget_duration", "tpm_limit", "rpm_limit",
+                                 "metadata")} == {
+        "team_alias": "edited", "models": ["fake-gpt-4o"], "max_budget": 1.0, "budget_duration": "7d",
+        "tpm_limit": 1.0, "rpm_limit": 2.0, "metadata": {"x": "y"}}
+
+    up = stack.up()
+    assert up.ops()[f"Team/{team_name}"] == "update" and up.ops()[f"TeamMember/{member_name}"] == "create"
+    row = team_row(api, red["team_id"])
+    assert {k: row[k] for k in ("team_alias", "models", "max_budget", "budget_duration", "tpm_limit", "rpm_limit",
+                                "metadata")} == {
+        "team_alias": f"{unique}red alias", "models": ["fake-mock", "fake-gpt-4o"], "max_budget": 50.0,
+        "budget_duration": "30d", "tpm_limit": 5000, "rpm_limit": 60, "metadata": {"cost_center": "42"}}
+    assert members(api, red["team_id"]) == {alice["user_id"]: "user"}
+
+    # The team deleted outside Pulumi (LiteLLM deletes its key with it): all gone at refresh, back after up.
+    api.team_delete(red["team_id"])
+    refresh = stack.refresh()
+    assert {refresh.ops()[k] for k in (f"Team/{team_name}", f"TeamMember/{member_name}", f"Key/{alice['user_id']}")} == {"delete"}
+    up = stack.up()
+    assert {up.ops()[k] for k in (f"Team/{team_name}", f"TeamMember/{member_name}", f"Key/{alice['user_id']}")} == {"create"}
+    assert members(api, red["team_id"]) == {alice["user_id"]: "user"}
+    assert chat(litellm.url, stack.outputs[f"{alice['user_id']}_key"]) == 200
+
+
+# ------------------------------------------------------------ order: destroy, team_id change
+def test_destroy_of_teams_users_memberships_and_team_keys_leaves_nothing_and_twice_is_fine(stacks, api, litellm, unique):
+    red, blue = team_spec(f"{unique}red"), team_spec(f"{unique}blue")
+    alice = user_spec(f"{unique}a", teams=[red["team_id"], blue["team_id"]], team_id=red["team_id"])
+    bob = user_spec(f"{unique}b", teams=[blue["team_id"]], team_id=blue["team_id"], auto_create_key=True)
+    stack = stacks([red, blue], [alice, bob])
+    stack.up()
+    hashes = [stack.resource("Key", u["user_id"]).id for u in (alice, bob)]
+
+    destroy = stack.destroy()
+    assert set(destroy.ops().values()) == {"delete"}
+    assert not any(team_exists(api, t["team_id"]) for t in (red, blue))
+    assert not any(user_exists(api, u["user_id"]) for u in (alice, bob))
+    assert not any(key_alive(api, h) for h in hashes)
+    assert stack.resources() == []
+    # Deleting twice is fine: every provider's delete of something already gone succeeds.
+    props = {"url": litellm.url, "token": litellm.master_key, "team_id": red["team_id"], "user_id": alice["user_id"]}
+    TeamProvider().delete(red["team_id"], props)
+    TeamMemberProvider().delete(f"{red['team_id']}/{alice['user_id']}", props)
+
+
+def test_a_team_id_change_on_a_team_with_keys_ends_with_every_declared_key_working(stacks, api, litellm, unique):
+    """The team keeps its resource name (`name`), so the new team_id replaces it in place; its keys move
+    to the new team in the same `up` and none is lost to LiteLLM's cascade."""
+    red = team_spec(f"{unique}red", name="red")
+    alice = user_spec(f"{unique}a", teams=[red["team_id"]], team_id=red["team_id"])
+    bob = user_spec(f"{unique}b", teams=[red["team_id"]], team_id=red["team_id"], auto_create_key=True)
+    stack = stacks([red], [alice, bob])
+    stack.up()
+
+    new_id = f"{unique}green"
+    stack.config["litellm:teams"] = [{**red, "team_id": new_id}]
+    stack.config["litellm:users"] = [{**u, "teams": [new_id], "team_id": new_id} for u in (alice, bob)]
+    preview = stack.preview()
+    assert preview.ops()["Team/red"] == "replace"
+    stack.up()
+
+    assert not team_exists(api, red["team_id"]) and team_exists(api, new_id)
+    assert members(api, new_id) == {alice["user_id"]: "user", bob["user_id"]: "user"}
+    for user in (alice, bob):
+        info = api.key_info(stack.resource("Key", user["user_id"]).id)["info"]
+        assert info.get("status") != "deleted" and info["team_id"] == new_id
+        assert chat(litellm.url, stack.outputs[f"{user['user_id']}_key"]) == 200
+
+
+# ------------------------------------------------------------ the resources on their own
+def membership_program() -> None:
+    """A Team and a TeamMember declared directly, with a budget in the team and adopt_existing from config."""
+    config = pulumi.Config("litellm")
+    spec = config.require_object("direct")
+    url, token = config.require("url"), config.require_secret("token")
+    team = Team("team", TeamArgs(url=url, token=token, **spec["team"]))
+    TeamMember("member", TeamMemberArgs(url=url, token=token, team_id=team.team_id, **spec["member"]))
+
+
+def test_a_membership_budget_is_set_changed_and_cleared_and_drift_on_it_is_found(stacks, api, unique):
+    team_id, user_id = f"{unique}red", f"{unique}a"
+    stack = stacks([], [user_spec(user_id)])
+    stack.up()  # the user
+    direct = Stack(stack.state_file.parent / "direct", {**stack.config, "litellm:direct": {
+        "team": {"team_id": team_id}, "member": {"user_id": user_id, "max_budget_in_team": 3}}},
+        program=membership_program, name="direct")
+    try:
+        direct.up()
+        budget = lambda: api.team_info(team_id)["team_memberships"]  # noqa: E731
+        row = next(m for m in budget() if m["user_id"] == user_id)
+        assert row["litellm_budget_table"]["max_budget"] == 3.0
+        api.team_member_update({"team_id": team_id, "user_id": user_id, "max_budget_in_team": 9})
+        assert direct.refresh().ops()["TeamMember/member"] == "update"
+        assert direct.resource("TeamMember", "member").outputs["max_budget_in_team"] == 9.0
+        direct.config["litellm:direct"]["member"]["max_budget_in_team"] = None
+        assert direct.up().ops()["TeamMember/member"] == "update"
+        row = next(m for m in budget() if m["user_id"] == user_id)
+        assert (row.get("litellm_budget_table") or {}).get("max_budget") is None
+    finally:
+        direct.destroy()
+    assert not team_exists(api, team_id)
+
+
+def test_an_existing_team_is_refused_without_adopt_existing_and_reconciled_with_it(stacks, api, unique):
+    red = team_spec(f"{unique}red")
+    api.team_new({"team_id": red["team_id"], "team_alias": "made by hand", "max_budget": 1})
+    stack = stacks([red], [])
+    with pytest.raises(EngineError, match=r"team_id '.*red' already exists on the proxy.*adopt_existing=True"):
+        stack.up()
+    assert team_row(api, red["team_id"])["team_alias"] == "made by hand"
+
+    stack.config["litellm:teams"] = [{**red, "adopt_existing": True}]
+    stack.up()
+    row = team_row(api, red["team_id"])
+    assert (row["team_alias"], row["max_budget"], row["tpm_limit"]) == (f"{unique}red alias", 50.0, 5000)
