@@ -90,16 +90,19 @@ def validate(args: UserWithKeyArgs) -> None:
 
 def _validate_teams(teams: Any) -> None:
     """Team ids name the memberships' resources, so they must be plain, distinct strings."""
-    accepted = "a list of distinct team ids (non-blank strings), such as ['research']"
-    if not isinstance(teams, (list, tuple)):
-        raise ValueError(f"UserWithKeyArgs.teams must be {accepted}; got {f.shown(TEAM_ID, teams)}")
-    for index, team_id in enumerate(teams):
+    accepted = "a list of distinct team ids (strings of 1 to 256 characters), such as ['research']"
+    problem = None if isinstance(teams, (list, tuple)) else "not a list"
+    for index, team_id in enumerate(teams if problem is None else []):
         try:
             TEAM_ID.parse(team_id)
         except f.Invalid as err:
-            raise ValueError(f"UserWithKeyArgs.teams[{index}] must be {err}; got {f.shown(TEAM_ID, team_id)}") from None
+            problem = f"teams[{index}] must be {err}"
+            break
         if team_id in teams[:index]:
-            raise ValueError(f"UserWithKeyArgs.teams[{index}] {team_id!r} is listed twice; {accepted}")
+            problem = f"teams[{index}] {team_id!r} is listed twice"
+            break
+    if problem:
+        raise ValueError(f"UserWithKeyArgs.teams must be {accepted}; got {f.shown(TEAM_ID, teams)} ({problem})")
 
 
 def resolve_role(role: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The bad-input catalogue: every input of UserWithKeyArgs, given values it must refuse. Each is rejected
+"""The bad-input catalogue: every input of UserWithKeyArgs, TeamArgs and TeamMemberArgs, given values it must refuse. Each is rejected
 before any API call, with a message naming the input, showing the value (never a secret) and saying what
 is accepted, at three layers:
 
@@ -6,7 +6,8 @@ is accepted, at three layers:
 - the providers: `check` (what the engine calls at preview) refuses the value in the resource field the
   input maps to, for values that are Outputs at construction time or for a bare User/Key; a pass-through
   in front of the real proxy proves no call was made;
-- the stack program: `validate_users` refuses collisions between the users of one stack.
+- the stack program: `validate_users` refuses collisions between the users of one stack, and
+  `validate_teams` / `validate_team_keys` bad `litellm:teams` entries and team keys LiteLLM would refuse.
 
 docs/bad-input.md is generated from this catalogue, with the messages the code really gives
 (UPDATE_DOCS=1 rewrites it; `test_docs_match_the_catalogue` fails when they differ).
@@ -23,7 +24,10 @@ import pulumi
 import pytest
 
 from components import UserWithKey, UserWithKeyArgs
+from providers import TeamArgs, TeamMemberArgs
 from providers.key import KeyProvider
+from providers.team import TeamProvider
+from providers.team_member import TeamMemberProvider
 from providers.user import UserProvider
 from support.generated_docs import assert_section_current
 from support.mocks import RecordingMonitor
@@ -58,6 +62,8 @@ REACHES: dict[str, list[tuple[str, str]]] = {
     "key_alias": [("Key", "key_alias"), ("User", "key_alias")],
     "auto_create_key": [("User", "auto_create_key")],
     "adopt_existing": [("User", "adopt_existing"), ("Key", "adopt_existing")],
+    "teams": [],  # plain team ids only (they name the memberships): checked at construction, each entry by
+                  # TeamMember.team_id's check (TEAM_CATALOGUE) once registered
 }
 
 
@@ -87,6 +93,7 @@ MODELS = "a list of non-blank strings"
 MAP = "a map with string keys"
 BUDGETS = "a map of model name to a budget"
 BOOL = "true or false"
+TEAMS = "a list of distinct team ids (strings of 1 to 256 characters), such as ['research']"
 ROLE = "one of proxy_admin, proxy_admin_viewer, internal_user, internal_user_viewer"
 EMAIL = "an email address such as 'name@example.org'"
 TOKEN_OK = "a non-empty LiteLLM master key or admin key"
@@ -166,7 +173,65 @@ CATALOGUE: list[Bad] = [
     Bad("auto_create_key", "yes", BOOL, "a string"),
     Bad("auto_create_key", 1, BOOL, "a number"),
     Bad("adopt_existing", "true", BOOL, "a string"),
+    Bad("teams", "research", TEAMS, "a string, not a list"),
+    Bad("teams", [""], TEAMS + "; got [''] (teams[0] must be a non-blank string)", "a blank team id"),
+    Bad("teams", ["red", "red"], TEAMS + "; got ['red', 'red'] (teams[1] 'red' is listed twice)", "the same team twice"),
+    Bad("teams", ["red", 7], "(teams[1] must be " + ID, "an id that is not a string"),
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class BadTeam:
+    """A bad value of a Team or TeamMember input, refused by that resource's `check`."""
+
+    resource: str
+    arg: str
+    value: Any
+    accepted: str
+    why: str
+
+    def shown(self) -> str:
+        return "[secret]" if self.arg == "token" else repr(self.value)[:77]
+
+
+ENTERPRISE = "'user': a team 'admin' needs LiteLLM Enterprise"
+TEAM_CATALOGUE: list[BadTeam] = [
+    BadTeam("Team", "url", "ftp://proxy.example.org", URL, "not http(s)"),
+    BadTeam("Team", "token", "", TOKEN_OK, "empty token"),
+    BadTeam("Team", "team_id", "", TEXT, "empty id"),
+    BadTeam("Team", "team_id", 7, ID, "wrong type"),
+    BadTeam("Team", "team_id", "t" * 300, "at most 256 characters", "oversized"),
+    BadTeam("Team", "team_alias", "", TEXT, "empty alias"),
+    BadTeam("Team", "team_alias", "line\nbreak", NO_CONTROL, "control character"),
+    BadTeam("Team", "models", "fake-mock", MODELS, "a string, not a list"),
+    BadTeam("Team", "models", ["fake-mock", 1], MODELS, "not all strings"),
+    BadTeam("Team", "max_budget", -1, NUMBER, "negative"),
+    BadTeam("Team", "max_budget", math.nan, FINITE, "not a number"),
+    BadTeam("Team", "max_budget", "100", NUMBER, "a string"),
+    BadTeam("Team", "budget_duration", "1y", DURATION, "an unknown unit"),
+    BadTeam("Team", "tpm_limit", -1, NUMBER, "negative"),
+    BadTeam("Team", "tpm_limit", 1.5, WHOLE, "not whole"),
+    BadTeam("Team", "rpm_limit", "60", NUMBER, "a string"),
+    BadTeam("Team", "max_parallel_requests", -2, NUMBER, "negative"),
+    BadTeam("Team", "metadata", "cost_center=42", MAP, "a string, not a map"),
+    BadTeam("Team", "adopt_existing", "yes", BOOL, "a string"),
+    BadTeam("TeamMember", "url", "http://proxy.example.org/ui", URL, "a path"),
+    BadTeam("TeamMember", "token", 12345, TOKEN_OK, "wrong type"),
+    BadTeam("TeamMember", "team_id", "", TEXT, "empty team id"),
+    BadTeam("TeamMember", "user_id", 5, ID, "wrong type"),
+    BadTeam("TeamMember", "user_id", "bob\x00", NO_CONTROL, "control character"),
+    BadTeam("TeamMember", "role", "admin", ENTERPRISE, "a team admin: LiteLLM Enterprise only"),
+    BadTeam("TeamMember", "role", "owner", "one of 'user' ('admin' needs LiteLLM Enterprise)", "unknown role"),
+    BadTeam("TeamMember", "role", "", "one of 'user'", "empty"),
+    BadTeam("TeamMember", "max_budget_in_team", -1, NUMBER, "negative"),
+    BadTeam("TeamMember", "max_budget_in_team", math.inf, FINITE, "infinite"),
+    BadTeam("TeamMember", "adopt_existing", 1, BOOL, "a number"),
+]
+TEAM_PROVIDERS = {"Team": TeamProvider(), "TeamMember": TeamMemberProvider()}
+GOOD_TEAM_INPUTS = {
+    "Team": {"url": "http://proxy.test:4000", "token": TOKEN, "team_id": "red"},
+    "TeamMember": {"url": "http://proxy.test:4000", "token": TOKEN, "team_id": "red", "user_id": "ann"},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +241,7 @@ class BadStack:
     why: str
     users: list[dict[str, Any]]
     says: str  # a fragment of the message
+    teams: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def _user(user_id: str, **extra: Any) -> dict[str, Any]:
@@ -194,6 +260,19 @@ STACK_CATALOGUE = [
     BadStack("an input the module does not have", [_user("ann", user_name="Ann")],
              "litellm:users[0]: unknown input user_name; accepted:"),
     BadStack("a user without user_email", [{"user_id": "ann"}], "litellm:users[0].user_email is required"),
+    BadStack("a team without team_id", [], "litellm:teams[0].team_id must be a non-blank string (required)",
+             teams=[{"team_alias": "Red"}]),
+    BadStack("a team input TeamArgs does not have", [], "litellm:teams[0]: unknown input budget; accepted:",
+             teams=[{"team_id": "red", "budget": 5}]),
+    BadStack("the same team_id twice", [], "litellm:teams[1].team_id 'red' is already used by litellm:teams[0]",
+             teams=[{"team_id": "red"}, {"team_id": "red", "name": "red2"}]),
+    BadStack("a key in a team of the stack whose user is not a member", [_user("ann", team_id="red")],
+             "litellm:users[0] (user_id 'ann'): the key's team_id 'red' is a team of this stack the user is not "
+             "a member of; add 'red' to the user's teams", teams=[{"team_id": "red"}]),
+    BadStack("a key above its team's rpm limit", [_user("ann", team_id="red", teams=["red"], rpm_limit=100)],
+             "the key's rpm_limit 100 is above its team 'red''s rpm_limit 10", teams=[{"team_id": "red", "rpm_limit": 10}]),
+    BadStack("a key whose default tpm limit is above its team's", [_user("ann", team_id="red", teams=["red"])],
+             "the key's tpm_limit 100000 is above its team 'red''s tpm_limit 500", teams=[{"team_id": "red", "tpm_limit": 500}]),
 ]
 
 
@@ -234,8 +313,10 @@ def component_error(bad: Bad, url: str = "http://proxy.test:4000") -> tuple[Opti
 
 
 def stack_error(case: BadStack) -> Optional[str]:
+    program = program_namespace()
     try:
-        program_namespace()["validate_users"](case.users)
+        teams = program["validate_teams"](case.teams)
+        program["validate_team_keys"](teams, program["validate_users"](case.users))
     except ValueError as err:
         return str(err)
     return None
@@ -258,6 +339,8 @@ def test_the_catalogue_covers_every_input() -> None:
     assert len(CATALOGUE) >= 40
     assert {b.arg for b in CATALOGUE} == inputs == set(REACHES)
     assert any(case.says and "key_alias" in case.says for case in STACK_CATALOGUE)
+    for resource, args in (("Team", TeamArgs), ("TeamMember", TeamMemberArgs)):
+        assert {b.arg for b in TEAM_CATALOGUE if b.resource == resource} == {f.name for f in dataclasses.fields(args)}
 
 
 @pytest.mark.parametrize("bad", CATALOGUE, ids=_ids)
@@ -270,7 +353,7 @@ def test_the_component_rejects_it_at_construction(bad: Bad) -> None:
     assert registered == [], "a resource was registered before the value was rejected"
 
 
-@pytest.mark.parametrize("bad", CATALOGUE, ids=_ids)
+@pytest.mark.parametrize("bad", [b for b in CATALOGUE if REACHES[b.arg]], ids=_ids)
 def test_check_rejects_it_before_any_call(bad: Bad, tap) -> None:
     """The engine calls check at preview; a bare User/Key, or an Output value, is refused there."""
     for resource, field, failures in provider_failures(tap.url, bad):
@@ -279,6 +362,20 @@ def test_check_rejects_it_before_any_call(bad: Bad, tap) -> None:
         assert reason.startswith(f"{field} must be ") and bad.accepted in reason, reason
         assert f"got {bad.shown()}" in reason, reason
         assert_no_secret(reason, bad)
+    assert tap.count() == 0
+
+
+@pytest.mark.parametrize("bad", TEAM_CATALOGUE, ids=lambda b: f"{b.resource}-{b.arg}-{b.why.replace(' ', '_')}")
+def test_team_and_membership_check_rejects_it_before_any_call(bad: BadTeam, tap) -> None:
+    """Bad Team/TeamMember inputs are refused by `check` (what preview calls), naming the field."""
+    inputs = {**GOOD_TEAM_INPUTS[bad.resource], "url": tap.url, bad.arg: bad.value}
+    if bad.arg == "url":
+        inputs["url"] = bad.value
+    failures = [(f.property, f.reason) for f in TEAM_PROVIDERS[bad.resource].check({}, inputs).failures]
+    assert [prop for prop, _ in failures] == [bad.arg], failures
+    reason = failures[0][1]
+    assert reason.startswith(f"{bad.arg} must be ") and bad.accepted in reason, reason
+    assert f"got {bad.shown()}" in reason and TOKEN not in reason, reason
     assert tap.count() == 0
 
 
@@ -294,6 +391,12 @@ def test_each_input_alone_is_accepted(tap) -> None:
     for resource, inputs in good_resource_inputs(tap.url).items():
         provider = USER if resource == "User" else KEY
         assert provider.check({}, inputs).failures == []
+    for resource, inputs in GOOD_TEAM_INPUTS.items():
+        assert TEAM_PROVIDERS[resource].check({}, inputs).failures == []
+    assert component_error(Bad("teams", ["red", "blue"], "", "good"))[0] is None
+    good_teams = [{"team_id": "red", "tpm_limit": 1000, "rpm_limit": 1000}]
+    assert stack_error(BadStack("good", [_user("ann", team_id="red", teams=["red"], tpm_limit=1000)], "",
+                                teams=good_teams)) is None
     assert stack_error(BadStack("good", [_user("ann"), _user("bob", key_alias="bob-key")], "")) is None
 
 
@@ -323,9 +426,16 @@ def catalogue_markdown() -> str:
         checks = provider_failures("http://proxy.test:4000", bad)
         fields = ", ".join(f"{resource}.{field}" for resource, field, _ in checks)
         value = "[secret]" if bad.arg == "token" else bad.shown() + ("..." if len(repr(bad.value)) > 80 else "")
-        lines.append(f"| {i + 1} | `{bad.arg}` | `{_cell(value)}` | {bad.why} | {_cell(message)} | "
-                     f"{fields}: {_cell(checks[0][2][0][1] if checks[0][2] else 'ACCEPTED')} |")
-    lines += ["", "Stack level (`__main__.py` `validate_users`, at preview, before any resource is registered):", "",
+        check = f"{fields}: {_cell(checks[0][2][0][1] if checks[0][2] else 'ACCEPTED')}" if checks else "(plain values only)"
+        lines.append(f"| {i + 1} | `{bad.arg}` | `{_cell(value)}` | {bad.why} | {_cell(message)} | {check} |")
+    lines += ["", f"{len(TEAM_CATALOGUE)} bad values of `TeamArgs` and `TeamMemberArgs`, refused by the resource's `check`:",
+              "", "| # | resource | input | bad value | why | `check` says |", "|---|---|---|---|---|---|"]
+    for i, bad in enumerate(TEAM_CATALOGUE):
+        inputs = {**GOOD_TEAM_INPUTS[bad.resource], bad.arg: bad.value}
+        reason = TEAM_PROVIDERS[bad.resource].check({}, inputs).failures[0].reason
+        lines.append(f"| {i + 1} | {bad.resource} | `{bad.arg}` | `{_cell(bad.shown())}` | {bad.why} | {_cell(reason)} |")
+    lines += ["", "Stack level (`__main__.py` `validate_teams`, `validate_users`, `validate_team_keys`, at preview, "
+              "before any resource is registered):", "",
               "| # | case | error |", "|---|---|---|"]
     for i, case in enumerate(STACK_CATALOGUE):
         lines.append(f"| {i + 1} | {case.why} | {_cell(stack_error(case))} |")
