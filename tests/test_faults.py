@@ -1,11 +1,11 @@
 """The fault matrix: every fault the pass-through can inject, across create, read, update and delete of the
-user and the key, against the real proxy. After each scenario, and after the retry or the next `up`, the
+user, the key, the team and the team membership, against the real proxy. After each scenario, and after the retry or the next `up`, the
 proxy holds exactly what is declared: no orphan, no duplicate, no lost update.
 
 The table below is the specification; docs/faults.md is generated from it (UPDATE_DOCS=1 rewrites it, and
 `test_docs_match_the_table` fails when they differ).
 
-Each scenario drives a UserWithKey through its providers (tests/support/stack.py: the component's own
+Each scenario drives a UserWithKey (or a Team with one member) through its providers (tests/support/stack.py: the component's own
 wiring, the engine's order of calls) with the props' url pointing at the pass-through, and small timeouts
 from the environment: read timeout 1 s, retry budget 2 s, back-off 0.1 s. Counts are calls that reached the pass-through
 for the faulted endpoint (a dropped or refused call counts), after every delayed call has landed.
@@ -23,7 +23,8 @@ from typing import Any, Optional
 import pytest
 
 from harness import Stack
-from providers.client import ClientSettings, LiteLLMClient, LiteLLMError, token_hash
+from providers import TeamMemberProvider, TeamProvider
+from providers.client import ClientSettings, LiteLLMClient, LiteLLMError, NotFound, token_hash
 from support import stack
 from support.generated_docs import assert_section_current
 from support.passthrough import PassThrough
@@ -39,6 +40,7 @@ RETRY_BACKOFF = 0.1
 DELAY = 2.5  # past the read timeout, and past a create's look-up and back-off: the retry lands first
 RETRY_AFTER = 1
 FOREVER = 1000
+TEAMS, MEMBERS = TeamProvider(), TeamMemberProvider()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Op:
     method: str
     path: str
     auto: bool = False  # auto_create_key
+    team: bool = False  # a Team and a TeamMember (TeamWorld), not a UserWithKey
 
     @property
     def endpoint(self) -> str:
@@ -89,7 +92,15 @@ OPS: dict[str, Op] = {
     "update_key": Op("update: the key", "update", "POST", "/key/update"),
     "delete_key": Op("destroy: the key", "delete", "POST", "/key/delete"),
     "delete_user": Op("destroy: the user", "delete", "POST", "/user/delete"),
+    "create_team": Op("create: the team", "create", "POST", "/team/new", team=True),
+    "create_member": Op("create: the membership", "create", "POST", "/team/member_add", team=True),
+    "read_team": Op("refresh: the team and the membership", "read", "GET", "/team/info", team=True),
+    "update_team": Op("update: the team", "update", "POST", "/team/update", team=True),
+    "update_member": Op("update: the membership's budget", "update", "POST", "/team/member_update", team=True),
+    "delete_member": Op("destroy: the membership", "delete", "POST", "/team/member_delete", team=True),
+    "delete_team": Op("destroy: the team", "delete", "POST", "/team/delete", team=True),
 }
+CREATES = ("/user/new", "/key/generate", "/team/new", "/team/member_add")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,9 +160,38 @@ CREATE_KEY = {
     "504": Outcome(2, "looked up: absent; generated again", also={"GET /key/list": 1, "POST /key/delete": 0}),
     "truncate": Outcome(2, "as drop after: deleted the key, generated again", also={"GET /key/list": 1, "POST /key/delete": 1}),
 }
+# The create of a team and its member, as the engine runs it. /team/info: the team's create reads the team
+# back once (after a look-up by team_id when it was ambiguous); the member's create reads the membership
+# once, sets its budget, reads it back (after a look-up in the team when it was ambiguous).
+_TEAM_LOOKED, _TEAM_NOT_LOOKED = {"GET /team/info": 4}, {"GET /team/info": 3}
+CREATE_TEAM = {
+    "drop_before": Outcome(2, "looked up team_id: absent; created again", also=_TEAM_LOOKED),
+    "drop_after": Outcome(1, "looked up team_id: found as declared; kept, not created again", also=_TEAM_LOOKED),
+    "delay": Outcome(2, "looked up: absent; created again; the late create is refused (team_id taken)", also=_TEAM_LOOKED),
+    "429": Outcome(2, "waited Retry-After, created again (no look-up)", also=_TEAM_NOT_LOOKED),
+    "502": Outcome(2, "looked up: absent; created again", also=_TEAM_LOOKED),
+    "503": Outcome(2, "looked up: absent; created again", also=_TEAM_LOOKED),
+    "504": Outcome(2, "looked up: absent; created again", also=_TEAM_LOOKED),
+    "truncate": Outcome(1, "looked up: found as declared; kept", also=_TEAM_LOOKED),
+}
+_MEMBER_LOOKED = {"GET /team/info": 4, "POST /team/member_update": 1}
+_MEMBER_NOT_LOOKED = {"GET /team/info": 3, "POST /team/member_update": 1}
+CREATE_MEMBER = {
+    "drop_before": Outcome(2, "looked the user up in the team: absent; added again", also=_MEMBER_LOOKED),
+    "drop_after": Outcome(1, "looked up: a member; kept, not added again", also=_MEMBER_LOOKED),
+    "delay": Outcome(2, "looked up: absent; added again; the late add is refused (already in team)", also=_MEMBER_LOOKED),
+    "429": Outcome(2, "waited Retry-After, added again (no look-up)", also=_MEMBER_NOT_LOOKED),
+    "502": Outcome(2, "looked up: absent; added again", also=_MEMBER_LOOKED),
+    "503": Outcome(2, "looked up: absent; added again", also=_MEMBER_LOOKED),
+    "504": Outcome(2, "looked up: absent; added again", also=_MEMBER_LOOKED),
+    "truncate": Outcome(1, "looked up: a member; kept", also=_MEMBER_LOOKED),
+}
+# A refresh reads /team/info twice (the team, then the membership); the first read meets the fault.
+READ_TEAM = {fault: dataclasses.replace(outcome, calls=3) for fault, outcome in RETRIED.items()}
 TRANSIENT = {
     "create_user": CREATE_USER, "create_user_auto": CREATE_USER_AUTO, "create_key": CREATE_KEY,
-    **{op: RETRIED for op in OPS if op not in ("create_user", "create_user_auto", "create_key")},
+    "create_team": CREATE_TEAM, "create_member": CREATE_MEMBER, "read_team": READ_TEAM,
+    **{op: RETRIED for op in OPS if (OPS[op].phase != "create" or op == "create_key_auto") and op != "read_team"},
 }
 
 # The fault on every matching call: the operation runs out of its retry budget. Then the error must say what
@@ -159,13 +199,15 @@ TRANSIENT = {
 SPENT = (2, RETRY_ATTEMPTS + 1)
 FAILS = "fails clearly; the next run converges"
 PERSISTENT = {
-    "503": {op: Outcome(SPENT, FAILS + (", nothing was created" if OPS[op].path in ("/user/new", "/key/generate") else ""),
+    "503": {op: Outcome(SPENT, FAILS + (", nothing was created" if OPS[op].path in CREATES else ""),
                         succeeds=False) for op in OPS},
     "drop_after": {
         "create_user": Outcome(1, "first create landed: found as declared, kept (succeeds)"),
         "create_user_auto": Outcome(1, "first create landed: kept; its minted key deleted, a new one generated (succeeds)"),
         "create_key": Outcome(SPENT, "every key made is deleted (raw value lost); fails clearly, no key left; next run converges",
                               succeeds=False),
+        "create_team": Outcome(1, "first create landed: found as declared, kept (succeeds)"),
+        "create_member": Outcome(1, "first add landed: found in the team, kept (succeeds)"),
         **{op: Outcome(SPENT, FAILS + (" (done already: the proxy answers 404)" if OPS[op].phase == "delete" else ""),
                        succeeds=False)
            for op in OPS if OPS[op].phase in ("read", "update", "delete") or op == "create_key_auto"},
@@ -223,7 +265,10 @@ def assert_nothing_left(api: LiteLLMClient, user_id: str, alias: str, key_id: st
 def assert_clear_error(err: LiteLLMError, op: Op, fault: Fault, secrets: list[str]) -> None:
     operation = {"/user/new": "create user", "/key/generate": "generate key", "/user/info": "read user",
                  "/key/info": "read key", "/user/update": "update user", "/key/update": "update key",
-                 "/key/delete": "delete key", "/user/delete": "delete user"}[op.path]
+                 "/key/delete": "delete key", "/user/delete": "delete user", "/team/new": "create team",
+                 "/team/info": "read team", "/team/update": "update team", "/team/delete": "delete team",
+                 "/team/member_add": "add user '[^']+' to team", "/team/member_update": "update user '[^']+' in team",
+                 "/team/member_delete": "remove user '[^']+' from team"}[op.path]
     text = str(err)
     assert re.match(rf"{operation} ('[^']+'|[0-9a-f]{{12}}\.\.\.) failed \(", text), text  # what, on which one
     if fault.kind == "status":
@@ -294,6 +339,83 @@ class World:
             self.api.key_delete(row["token"])
 
 
+class TeamWorld:
+    """One scenario's team with one member (a user made directly), driven through the Team and TeamMember
+    providers in the engine's order: the team, then the membership; destroy in reverse."""
+
+    def __init__(self, api: LiteLLMClient, tap: PassThrough, unique: str, token: str, op: Op) -> None:
+        self.api, self.tap, self.op, self.token = api, tap, op, token
+        self.team_id, self.user_id = f"{unique}-team", unique
+        self.team_inputs = TEAMS.check({}, {"url": tap.url, "token": token, "team_id": self.team_id, "team_alias": unique,
+                                            "models": ["fake-mock"], "max_budget": 20, "tpm_limit": 900,
+                                            "metadata": {"v": 1}}).inputs
+        self.member_inputs = MEMBERS.check({}, {"url": tap.url, "token": token, "team_id": self.team_id,
+                                                "user_id": self.user_id, "max_budget_in_team": 4}).inputs
+        self.team: dict[str, Any] = {}
+        self.member: dict[str, Any] = {}
+
+    def setup(self) -> None:
+        self.api.user_new({"user_id": self.user_id, "user_email": f"{self.user_id}@example.org", "auto_create_key": False})
+        if self.op.phase != "create":
+            self._up()
+        self.tap.reset()
+
+    def _up(self) -> None:
+        if not self.team:
+            self.team = TEAMS.create(self.team_inputs).outs
+        if not self.member:
+            self.member = MEMBERS.create(self.member_inputs).outs
+
+    def run(self) -> None:
+        phase = self.op.phase
+        if phase == "create":
+            self._up()
+        elif phase == "read":
+            for provider, outs, id_ in ((TEAMS, self.team, self.team_id), (MEMBERS, self.member, f"{self.team_id}/{self.user_id}")):
+                result = provider.read(id_, outs)
+                assert result.id == id_ and provider.diff(id_, result.outs, outs).changes is False, "drift after read"
+        elif phase == "update":
+            news = {**self.team_inputs, "max_budget": 30.0, "tpm_limit": 800, "metadata": {"v": 2}}
+            if TEAMS.diff(self.team_id, self.team, news).changes:
+                self.team = TEAMS.update(self.team_id, self.team, news).outs
+            self.team_inputs = news
+            news = {**self.member_inputs, "max_budget_in_team": 6.0}
+            if MEMBERS.diff("", self.member, news).changes:
+                self.member = MEMBERS.update("", self.member, news).outs
+            self.member_inputs = news
+        else:
+            if self.member:
+                MEMBERS.delete("", self.member)
+                self.member = {}
+            if self.team:
+                TEAMS.delete(self.team_id, self.team)
+                self.team = {}
+
+    def check_state(self) -> None:
+        assert self.tap.wait_idle(), "a delayed call never finished"
+        if self.op.phase == "delete":
+            with pytest.raises(NotFound):
+                self.api.team_info(self.team_id)
+            return
+        info = self.api.team_info(self.team_id)
+        row, t = info["team_info"], self.team_inputs
+        assert (row["team_alias"], row["models"], row["max_budget"], row["tpm_limit"], row["metadata"]) == (
+            t["team_alias"], t["models"], t["max_budget"], t["tpm_limit"], t["metadata"])
+        members = [m["user_id"] for m in row["members_with_roles"] if m["user_id"] != "default_user_id"]
+        assert members == [self.user_id], "a lost or duplicated membership"
+        budget = next(m for m in info["team_memberships"] if m["user_id"] == self.user_id)["litellm_budget_table"]
+        assert budget["max_budget"] == self.member_inputs["max_budget_in_team"]
+
+    def secrets(self) -> list[str]:
+        return [self.token]
+
+    def cleanup(self) -> None:
+        self.tap.clear_faults()
+        self.tap.wait_idle()
+        self.api.team_delete(self.team_id)
+        self.api.user_delete(self.user_id)
+
+
 @pytest.fixture
 def small_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LITELLM_CONNECT_TIMEOUT", "1")
@@ -306,7 +428,7 @@ def small_budget(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.id)
 def test_fault(scenario: Scenario, litellm, api, tap, unique, small_budget) -> None:
     op, fault, expect = OPS[scenario.op], FAULTS[scenario.fault], scenario.expect
-    world = World(api, tap, unique, litellm.master_key, op)
+    world = (TeamWorld if op.team else World)(api, tap, unique, litellm.master_key, op)
     try:
         world.setup()
         tap.inject(fault.kind, method=op.method, path=op.path, times=scenario.times, **fault.options)
@@ -329,7 +451,15 @@ def test_fault(scenario: Scenario, litellm, api, tap, unique, small_budget) -> N
         else:
             assert error is not None, "expected the operation to fail once its retry budget was spent"
             assert_clear_error(error, op, fault, world.secrets())
-            if op.phase == "create":  # nothing half-made is left behind by the failed run
+            if op.phase == "create" and isinstance(world, TeamWorld):  # no team, or the user not in it
+                assert world.team == {} or world.member == {}
+                if op.path == "/team/new":
+                    with pytest.raises(NotFound):
+                        api.team_info(world.team_id)
+                else:
+                    assert [m["user_id"] for m in api.team_info(world.team_id)["team_info"]["members_with_roles"]
+                            if m["user_id"] == unique] == []
+            elif op.phase == "create":  # nothing half-made is left behind by the failed run
                 if world.deployed and world.deployed.user_id:  # the user made it into state; the key did not
                     assert [r["token"] for r in keys_of(api, unique)] == ([] if not op.auto else
                                                                          [token_hash(world.deployed.key_inputs["existing_key"])])
