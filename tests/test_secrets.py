@@ -21,7 +21,7 @@ import pytest
 
 from components import UserWithKeyArgs
 from harness import EngineError, Stack, clean_env
-from providers import KeyArgs, UserArgs
+from providers import KeyArgs, TeamArgs, TeamMemberArgs, TeamMemberProvider, TeamProvider, UserArgs
 from providers.base import LiteLLMProvider
 from providers.client import ClientSettings, LiteLLMClient, LiteLLMError, token_hash
 from providers.key import KeyProvider
@@ -202,8 +202,10 @@ def test_warnings_and_logs_never_carry_secrets(litellm, api, tap, unique, deploy
 def test_repr_and_str_never_show_secrets(litellm) -> None:
     token, raw = litellm.master_key, "sk-raw-key-never-to-be-shown-0123456789"
     objects: list[Any] = [
-        UserProvider(), KeyProvider(),
+        UserProvider(), KeyProvider(), TeamProvider(), TeamMemberProvider(),
         LiteLLMClient("http://proxy.test:4000", token),
+        TeamArgs(url="http://proxy.test:4000", token=token, team_id="ann"),
+        TeamMemberArgs(url="http://proxy.test:4000", token=token, team_id="red", user_id="ann"),
         UserArgs(url="http://proxy.test:4000", token=token, user_id="ann", user_email="ann@example.org"),
         KeyArgs(url="http://proxy.test:4000", token=token, user_id="ann", key_alias="ann", existing_key=raw),
         UserWithKeyArgs(url="http://proxy.test:4000", token=token, user_id="ann", user_email="ann@example.org"),
@@ -213,7 +215,7 @@ def test_repr_and_str_never_show_secrets(litellm) -> None:
         for text in (repr(obj), str(obj)):
             assert leaks(text, [token, raw]) == [], type(obj).__name__
             assert type(obj).__name__ in text or "ann" in text or "Settings" in text  # positive control
-    assert "user_id='ann'" in repr(objects[3])
+    assert "user_id='ann'" in repr(objects[7])
 
 
 def test_the_pickled_provider_holds_no_secret(litellm) -> None:
@@ -222,7 +224,7 @@ def test_the_pickled_provider_holds_no_secret(litellm) -> None:
     from pulumi.dynamic.dynamic import ConfigureRequest, serialize_provider
 
     try:
-        for provider in (UserProvider(), KeyProvider()):
+        for provider in (UserProvider(), KeyProvider(), TeamProvider(), TeamMemberProvider()):
             provider.configure(ConfigureRequest({"litellm:url": litellm.url, "litellm:token": litellm.master_key}))
             pickled = base64.b64decode(serialize_provider(provider))
             assert litellm.master_key.encode() not in pickled
@@ -322,3 +324,50 @@ def test_the_state_never_holds_secrets_in_plain_text(tmp_path, litellm, api, tap
         tap.clear_faults()
         state.destroy()
     scan("destroy", holds_users=False)
+
+
+def test_teams_memberships_and_team_keys_never_show_secrets(tmp_path, litellm, api, tap, unique,
+                                                            proxy_log: Optional[Path]) -> None:
+    """Through the real plugin: a team, a member and a team key; up, a failed team update, refresh,
+    destroy. The state, the engine's error, the URLs and the proxy's log hold no token and no raw key."""
+    team = {"team_id": f"{unique}-team", "models": ["fake-mock"], "max_budget": 10}
+    users = [{"user_id": unique, "user_email": f"{unique}@example.org", "models": ["fake-mock"],
+              "user_models": ["fake-mock"], "teams": [team["team_id"]], "team_id": team["team_id"]}]
+    env = clean_env({"LITELLM_RETRY_MAX_SECONDS": "1", "LITELLM_RETRY_ATTEMPTS": "1", "LITELLM_RETRY_BACKOFF": "0.05"})
+    state = Stack(tmp_path / "state", {"litellm:url": tap.url, "litellm:token": litellm.master_key,
+                                       "litellm:teams": [team], "litellm:users": users}, plugin_env=env)
+    start = proxy_log.stat().st_size if proxy_log else 0
+    secrets: list[str] = [litellm.master_key]
+
+    def scan(step: str) -> None:
+        assert team["team_id"] in state.state_file.read_text(), f"{step}: positive control"
+        assert state.plaintext_secrets(extra=secrets) == [], step
+        assert leaks(state.state_file.read_text(), secrets) == [], step
+
+    try:
+        state.up()
+        secrets.append(state.outputs[f"{unique}_key"])
+        assert all(secrets) and state.resource("TeamMember", f"{unique}-{team['team_id']}").id
+        scan("up")
+        tap.inject("status", method="POST", path="/team/update", status=503, times=100)
+        state.config["litellm:teams"] = [{**team, "max_budget": 11}]
+        with pytest.raises(EngineError) as failed:
+            state.up()
+        assert f"update team '{team['team_id']}' failed (HTTP 503)" in str(failed.value)
+        assert leaks(str(failed.value) + repr(failed.value), secrets) == []
+        scan("failed update")
+        tap.clear_faults()
+        state.refresh()
+        scan("refresh")
+    finally:
+        tap.clear_faults()
+        state.destroy()
+    urls = [f"{c.method} {c.path}?{c.query}" for c in tap.calls] + tap.access_log
+    assert any(f"team_id={team['team_id']}" in u for u in urls), "positive control: team ids are in URLs"
+    assert [u for u in urls if leaks(u, secrets)] == []
+    if proxy_log:
+        with proxy_log.open("rb") as log:
+            log.seek(start)
+            lines = log.read().decode(errors="replace").splitlines()
+        assert any("/team/" in line for line in lines), "positive control: this run's team calls are in the log"
+        assert [line for line in lines if leaks(line, secrets)] == []
