@@ -287,3 +287,25 @@ def test_an_existing_team_is_refused_without_adopt_existing_and_reconciled_with_
     stack.up()
     row = team_row(api, red["team_id"])
     assert (row["team_alias"], row["max_budget"], row["tpm_limit"]) == (f"{unique}red alias", 50.0, 5000)
+
+
+def test_an_existing_membership_is_refused_without_adopt_existing_and_taken_over_with_it(stacks, api, unique):
+    team_id, user_id = f"{unique}red", f"{unique}a"
+    stack = stacks([], [user_spec(user_id)])
+    stack.up()  # the user
+    api.team_new({"team_id": team_id})
+    api.team_member_add(team_id, user_id, "user")
+    direct = Stack(stack.state_file.parent / "direct", {**stack.config, "litellm:direct": {
+        "team": {"team_id": team_id, "adopt_existing": True}, "member": {"user_id": user_id, "max_budget_in_team": 2}}},
+        program=membership_program, name="direct")
+    try:
+        with pytest.raises(EngineError, match=rf"user '{user_id}' is already in team '{team_id}'.*adopt_existing=True"):
+            direct.up()
+        direct.config["litellm:direct"]["member"]["adopt_existing"] = True
+        assert direct.up().ops()["TeamMember/member"] == "create"
+        assert members(api, team_id) == {user_id: "user"}
+        row = next(m for m in api.team_info(team_id)["team_memberships"] if m["user_id"] == user_id)
+        assert row["litellm_budget_table"]["max_budget"] == 2.0
+    finally:
+        direct.destroy()
+    assert not team_exists(api, team_id)
