@@ -352,3 +352,18 @@ def test_a_garbled_answer_to_key_generate_keeps_that_key(litellm, api, unique, c
         assert tap.count(path="/key/generate") == 1
     assert [row["token"] for row in keys_of(api, unique)] == [key.id] and key.id == token_hash(key.outs["key"])
     assert api.key_info(key.id)["info"]["metadata"] == {"owner": unique}  # the pending marker was replaced
+
+
+def test_a_repeated_generate_with_the_same_raw_key_creates_nothing(api, unique, cleanup):
+    """What makes provider-minted keys safe to retry (recorded in docs/faults.md)."""
+    cleanup.append(unique)
+    api.user_new({"user_id": unique, "user_email": f"{unique}@example.org", "auto_create_key": False})
+    raw = f"sk-{unique}-chosen-by-the-caller"
+    first = api.key_generate({"key": raw, "user_id": unique, "key_alias": unique, "max_budget": 5})
+    assert first["key"] == raw and first["token"] == token_hash(raw)
+    with pytest.raises(LiteLLMError, match=r"HTTP 400.*already exists"):
+        api.key_generate({"key": raw, "user_id": unique, "key_alias": unique, "max_budget": 7})
+    again = api.key_generate({"key": raw, "user_id": unique, "max_budget": 7})  # no alias: 200, echoes the request
+    assert again["token"] == token_hash(raw) and again["max_budget"] == 7.0
+    assert [(row["token"], row["max_budget"], row["key_alias"]) for row in keys_of(api, unique)] == [
+        (token_hash(raw), 5.0, unique)]
