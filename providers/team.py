@@ -8,14 +8,15 @@ the team, so a key that names a team of the stack depends on it and is deleted (
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
 from .base import LiteLLMProvider, client_for, current_client_for, read_back
-from .client import AmbiguousFailure, Conflict, LiteLLMClient, LiteLLMError, NotFound
+from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
+from .create import PENDING, CreateProtocol, finish, pending
 
 TEAM_FIELDS: tuple[f.Field, ...] = (
     *f.CREDENTIALS,
@@ -41,14 +42,23 @@ class TeamProvider(LiteLLMProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_for(props)
         team_id = props["team_id"]
-        create_once(
-            client,
-            f"team {team_id!r}",
-            attempt=lambda: client.team_new(f.body(TEAM_FIELDS, props)),
-            look=lambda: _info_or_none(client, team_id),
-            ours=lambda found: self.as_declared(found.get("team_info") or {}, props),
-            adopt=lambda err: self._adopt(client, props, err),
-        )
+        declared = {"metadata": props.get("metadata") or {}}  # {} clears it on /team/update
+
+        def attempt() -> dict[str, Any]:
+            metadata = {**declared["metadata"], **PENDING}
+            response = client.team_new({**f.body(TEAM_FIELDS, props), "metadata": metadata})
+            finish(lambda: client.team_update({"team_id": team_id, **declared}))
+            return response
+
+        CreateProtocol(
+            what=f"team {team_id!r}",
+            attempt=attempt,
+            lookup=lambda: _info_or_none(client, team_id),
+            ours=lambda found: pending(found.get("team_info") or {}),
+            keep=lambda found: self._reconcile(client, props, found.get("team_info") or {}),
+            adopt=lambda _found, err: self._adopt(client, props, err),
+            later="the next `pulumi up` recognises it as this stack's (by its pending marker) and carries on with it",
+        ).run(client.budget())
         return CreateResult(team_id, _outputs(props, read_back(client.team_info, team_id)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -87,67 +97,15 @@ class TeamProvider(LiteLLMProvider):
                 "from this stack, set adopt_existing=True; otherwise choose another team_id",
                 err.status,
             ) from None
-        live = client.team_info(team_id).get("team_info") or {}
+        return self._reconcile(client, props, client.team_info(team_id).get("team_info") or {})
+
+    def _reconcile(self, client: LiteLLMClient, props: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+        """Bring a team that exists to the declared values (one /team/update, only when something differs;
+        a pending marker in its metadata differs from any declared metadata)."""
         sent = [n for n in f.changed(TEAM_FIELDS, f.live_values(TEAM_FIELDS, live), props) if self.field(n).sent]
         if sent:
-            client.team_update({"team_id": team_id, **f.body(TEAM_FIELDS, props, sent)})
+            client.team_update({"team_id": props["team_id"], **f.body(TEAM_FIELDS, props, sent)})
         return live
-
-
-def create_once(
-    client: LiteLLMClient,
-    what: str,
-    attempt: Callable[[], Any],
-    look: Callable[[], Any],
-    ours: Callable[[Any], bool],
-    adopt: Callable[[Conflict], Any],
-) -> Any:
-    """The create-without-duplicates protocol: `attempt` at most once per try, never blindly. After an
-    ambiguous failure `look` for the object (None: not there) and try again only if it is not there,
-    within the retry budget. The first lookup tells ours (`ours`: it holds the declared values) from one
-    that was there before (`adopt` decides); once a lookup found nothing, whatever appears is ours."""
-    budget = client.budget()
-    looked = False
-    while True:
-        try:
-            return attempt()
-        except Conflict as err:
-            if not looked:
-                return adopt(err)
-            found = _look(look, err, what)  # an earlier attempt of ours landed after we looked
-            return adopt(err) if found is None else found
-        except AmbiguousFailure as err:
-            failure = err
-        if not failure.surely_not_done:  # 429: LiteLLM refused before acting, nothing to look for
-            found = _look(look, failure, what)
-            if found is not None:
-                if looked or ours(found):
-                    return found
-                return adopt(Conflict(failure.operation, f"{what} already exists", 409))
-            looked = True
-        if not failure.retryable:
-            raise LiteLLMError(failure.operation, f"{failure.detail} ({what} was not created)", failure.status)
-        if not budget.wait(failure):
-            raise LiteLLMError(
-                failure.operation,
-                f"{failure.detail}; gave up after {budget.spent()}. {what[0].upper()}{what[1:]} "
-                + ("is not on the proxy (looked it up), " if looked else "was not created, ")
-                + "so nothing was left behind: run `pulumi up` again",
-                failure.status,
-            )
-
-
-def _look(look: Callable[[], Any], failure: LiteLLMError, what: str) -> Any:
-    try:
-        return look()
-    except LiteLLMError as err:
-        raise LiteLLMError(
-            failure.operation,
-            f"{failure.detail}; then looking up whether {what} was created failed too ({err}). If the next "
-            "`pulumi up` reports that it already exists, it is the one this attempt created: set "
-            "adopt_existing=True for that run to take it over",
-            failure.status,
-        ) from None
 
 
 def _info_or_none(client: LiteLLMClient, team_id: str) -> dict[str, Any] | None:

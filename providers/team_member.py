@@ -17,7 +17,7 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 from . import fields as f
 from .base import LiteLLMProvider, client_for, current_client_for, read_back
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
-from .team import create_once
+from .create import CreateProtocol
 
 TEAM_ROLES = ("user",)
 ENTERPRISE_TEAM_ROLES = ("admin",)
@@ -51,17 +51,10 @@ class TeamMemberProvider(LiteLLMProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_for(props)
         team_id, user_id = props["team_id"], props["user_id"]
-        create_once(
-            client,
-            f"membership of user {user_id!r} in team {team_id!r}",
-            attempt=lambda: client.team_member_add(team_id, user_id, props["role"]),
-            look=lambda: membership(client, team_id, user_id),
-            ours=lambda found: self.as_declared(found, {**props, "max_budget_in_team": None}),
-            adopt=lambda err: self._adopt(props, err),
-        )
-        # /team/member_add ignores the budget: set it (and reconcile an adopted membership) with an update.
-        live = f.live_values(MEMBER_FIELDS, membership(client, team_id, user_id) or {})
-        drift = [n for n in f.changed(MEMBER_FIELDS, live, props) if self.field(n).sent and not self.field(n).replaces]
+        live = self._add(client, props)
+        # /team/member_add ignores the budget: set it (and reconcile a kept or adopted membership) with an update.
+        drift = [n for n in f.changed(MEMBER_FIELDS, f.live_values(MEMBER_FIELDS, live), props)
+                 if self.field(n).sent and not self.field(n).replaces]
         if drift:
             client.team_member_update(_update_body(props, drift))
         return CreateResult(member_id(team_id, user_id), _outputs(props, read_back(_reader(client, props), user_id)))
@@ -92,14 +85,40 @@ class TeamMemberProvider(LiteLLMProvider):
         # Not in the team, or the team is gone: fine, deleting twice is safe.
         current_client_for(props).team_member_delete(props["team_id"], props["user_id"])
 
-    def _adopt(self, props: dict[str, Any], err: Conflict) -> None:
-        if not props["adopt_existing"]:
+    def _add(self, client: LiteLLMClient, props: dict[str, Any]) -> dict[str, Any]:
+        """/team/member_add under the create protocol (providers/create.py); returns the membership as it
+        is. A membership carries no metadata for the pending marker, so ours is told by a look-up before
+        the first attempt: a user already in the team was there before (the adoption path); one that
+        appears after our attempts is ours."""
+        team_id, user_id = props["team_id"], props["user_id"]
+        before = membership(client, team_id, user_id)
+        if before is not None:
+            return self._adopt(props, before, Conflict("add team member", "already in team", 400))
+
+        def attempt() -> dict[str, Any]:
+            client.team_member_add(team_id, user_id, props["role"])
+            return {"team_id": team_id, "user_id": user_id, "role": props["role"]}
+
+        return CreateProtocol(
+            what=f"the membership of user {user_id!r} in team {team_id!r}",
+            attempt=attempt,
+            lookup=lambda: membership(client, team_id, user_id),
+            ours=lambda _found: True,  # it was not there before our first attempt
+            keep=lambda found: found,
+            adopt=lambda found, err: self._adopt(props, found, err),
+            later="the next `pulumi up` finds the user in the team and, as it cannot tell that membership from "
+            "one made by hand, takes it over only with adopt_existing=True",
+        ).run(client.budget())
+
+    def _adopt(self, props: dict[str, Any], found: dict[str, Any] | None, err: Conflict) -> dict[str, Any]:
+        if not props["adopt_existing"] or found is None:
             raise LiteLLMError(
                 "add team member",
                 f"user {props['user_id']!r} is already in team {props['team_id']!r} ({err.detail}). To manage "
                 "that membership from this stack, set adopt_existing=True",
                 err.status,
             ) from None
+        return found
 
 
 def member_id(team_id: str, user_id: str) -> str:

@@ -166,19 +166,19 @@ CREATE_KEY = {
 _TEAM_LOOKED, _TEAM_NOT_LOOKED = {"GET /team/info": 4}, {"GET /team/info": 3}
 CREATE_TEAM = {
     "drop_before": Outcome(2, "looked up team_id: absent; created again", also=_TEAM_LOOKED),
-    "drop_after": Outcome(1, "looked up team_id: found as declared; kept, not created again", also=_TEAM_LOOKED),
+    "drop_after": Outcome(1, "looked up team_id: found with the pending marker, ours; kept, not created again", also=_TEAM_LOOKED),
     "delay": Outcome(2, "looked up: absent; created again; the late create is refused (team_id taken)", also=_TEAM_LOOKED),
     "429": Outcome(2, "waited Retry-After, created again (no look-up)", also=_TEAM_NOT_LOOKED),
     "502": Outcome(2, "looked up: absent; created again", also=_TEAM_LOOKED),
     "503": Outcome(2, "looked up: absent; created again", also=_TEAM_LOOKED),
     "504": Outcome(2, "looked up: absent; created again", also=_TEAM_LOOKED),
-    "truncate": Outcome(1, "looked up: found as declared; kept", also=_TEAM_LOOKED),
+    "truncate": Outcome(1, "looked up: found with the pending marker, ours; kept", also=_TEAM_LOOKED),
 }
 _MEMBER_LOOKED = {"GET /team/info": 4, "POST /team/member_update": 1}
 _MEMBER_NOT_LOOKED = {"GET /team/info": 3, "POST /team/member_update": 1}
 CREATE_MEMBER = {
     "drop_before": Outcome(2, "looked the user up in the team: absent; added again", also=_MEMBER_LOOKED),
-    "drop_after": Outcome(1, "looked up: a member; kept, not added again", also=_MEMBER_LOOKED),
+    "drop_after": Outcome(1, "looked up: a member now, not before the first add, so ours; kept, not added again", also=_MEMBER_LOOKED),
     "delay": Outcome(2, "looked up: absent; added again; the late add is refused (already in team)", also=_MEMBER_LOOKED),
     "429": Outcome(2, "waited Retry-After, added again (no look-up)", also=_MEMBER_NOT_LOOKED),
     "502": Outcome(2, "looked up: absent; added again", also=_MEMBER_LOOKED),
@@ -202,12 +202,12 @@ PERSISTENT = {
     "503": {op: Outcome(SPENT, FAILS + (", nothing was created" if OPS[op].path in CREATES else ""),
                         succeeds=False) for op in OPS},
     "drop_after": {
-        "create_user": Outcome(1, "first create landed: found as declared, kept (succeeds)"),
+        "create_user": Outcome(1, "first create landed: found with the pending marker, kept (succeeds)"),
         "create_user_auto": Outcome(1, "first create landed: kept; its minted key deleted, a new one generated (succeeds)"),
         "create_key": Outcome(SPENT, "every key made is deleted (raw value lost); fails clearly, no key left; next run converges",
                               succeeds=False),
-        "create_team": Outcome(1, "first create landed: found as declared, kept (succeeds)"),
-        "create_member": Outcome(1, "first add landed: found in the team, kept (succeeds)"),
+        "create_team": Outcome(1, "first create landed: found with the pending marker, kept (succeeds)"),
+        "create_member": Outcome(1, "first add landed: found in the team (absent before), kept (succeeds)"),
         **{op: Outcome(SPENT, FAILS + (" (done already: the proxy answers 404)" if OPS[op].phase == "delete" else ""),
                        succeeds=False)
            for op in OPS if OPS[op].phase in ("read", "update", "delete") or op == "create_key_auto"},

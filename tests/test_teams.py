@@ -289,6 +289,16 @@ def test_an_existing_team_is_refused_without_adopt_existing_and_reconciled_with_
     assert (row["team_alias"], row["max_budget"], row["tpm_limit"]) == (f"{unique}red alias", 50.0, 5000)
 
 
+def test_a_team_left_pending_by_a_create_that_lost_its_answer_is_taken_over_by_the_next_up(stacks, api, unique):
+    """An attempt that landed after its run gave up carries the create protocol's pending marker: ours."""
+    red = team_spec(f"{unique}red")
+    api.team_new({"team_id": red["team_id"], "metadata": {"pulumi_create": "pending"}})
+    stack = stacks([red], [])
+    assert stack.up().ops()[f"Team/{red['team_id']}"] == "create"
+    row = team_row(api, red["team_id"])
+    assert (row["metadata"], row["team_alias"], row["max_budget"]) == ({"cost_center": "42"}, f"{unique}red alias", 50.0)
+
+
 def test_an_existing_membership_is_refused_without_adopt_existing_and_taken_over_with_it(stacks, api, unique):
     team_id, user_id = f"{unique}red", f"{unique}a"
     stack = stacks([], [user_spec(user_id)])
