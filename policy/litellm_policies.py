@@ -48,9 +48,12 @@ if _PROJECT_ROOT not in sys.path:
     sys.path.append(_PROJECT_ROOT)
 
 from providers.fields import DURATION_RE, LEGACY_ROLES, NAMED_DURATIONS  # noqa: E402
+from providers.team_member import ENTERPRISE_TEAM_ROLES, TEAM_ROLES  # noqa: E402
 
 USER_TYPE = "pulumi-python:dynamic/litellm:User"
 KEY_TYPE = "pulumi-python:dynamic/litellm:Key"
+TEAM_TYPE = "pulumi-python:dynamic/litellm:Team"
+MEMBER_TYPE = "pulumi-python:dynamic/litellm:TeamMember"
 COMPONENT_TYPE = "litellm:index:UserWithKey"
 ADMIN_ROLES = ("proxy_admin", "proxy_admin_viewer")
 WILDCARD_MODELS = ("*", "all-proxy-models")
@@ -65,7 +68,7 @@ DEFAULT_ALIAS_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 # Each policy's parameters and their defaults (the config schema's `default`s).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "litellm-key-expires": {"maxDuration": "365d"},
-    "litellm-budget-required": {"maxUserBudget": 1000, "maxKeyBudget": 1000},
+    "litellm-budget-required": {"maxUserBudget": 1000, "maxKeyBudget": 1000, "maxTeamBudget": 10000},
     "litellm-admin-roles": {"proxyAdmins": [], "proxyAdminViewers": []},
     "litellm-model-access": {"allowWildcard": False, "allowedModels": []},
     "litellm-rate-limits": {"maxRpm": 10000, "maxTpm": 1000000, "requireLimits": True},
@@ -74,6 +77,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "litellm-unique-key-aliases": {},
     "litellm-unique-users": {},
     "litellm-auto-created-keys-managed": {},
+    "litellm-team-roles": {},
 }
 
 
@@ -174,7 +178,7 @@ def role_text(value: Any) -> str:
 
 
 def kind(resource_type: str) -> str:
-    return {USER_TYPE: "User", KEY_TYPE: "Key"}.get(resource_type, resource_type)
+    return {USER_TYPE: "User", KEY_TYPE: "Key", TEAM_TYPE: "Team", MEMBER_TYPE: "TeamMember"}.get(resource_type, resource_type)
 
 
 def subject(resource_type: str, name: str) -> str:
@@ -261,8 +265,11 @@ def check_key_expires(_type: str, props: Mapping[str, Any], config: dict[str, An
     return []
 
 
+BUDGET_SETTINGS = {USER_TYPE: "maxUserBudget", KEY_TYPE: "maxKeyBudget", TEAM_TYPE: "maxTeamBudget"}
+
+
 def check_budget(resource_type: str, props: Mapping[str, Any], config: dict[str, Any]) -> list[str]:
-    setting = "maxUserBudget" if resource_type == USER_TYPE else "maxKeyBudget"
+    setting = BUDGET_SETTINGS[resource_type]
     cap = number(config[setting])
     value = prop(props, "max_budget")
     if value is UNKNOWN:
@@ -299,6 +306,16 @@ def check_admin_roles(_type: str, props: Mapping[str, Any], config: dict[str, An
         return []
     return [f"user_role {role_text(value)} for user_id {user_id!r}: {role!r} is only for the user ids in "
             f"{setting} {allowed!r}"]
+
+
+def check_team_role(_type: str, props: Mapping[str, Any], _config: dict[str, Any]) -> list[str]:
+    role = prop(props, "role")
+    if role is UNKNOWN or role is None or role in TEAM_ROLES:
+        return []
+    if role in ENTERPRISE_TEAM_ROLES:
+        return [f"role {role!r} needs LiteLLM Enterprise (the proxy refuses it without a licence); use "
+                f"{', '.join(map(repr, TEAM_ROLES))}"]
+    return [f"role {role!r} is not a team role; use {', '.join(map(repr, TEAM_ROLES))}"]
 
 
 def check_model_access(_type: str, props: Mapping[str, Any], config: dict[str, Any]) -> list[str]:
@@ -475,12 +492,13 @@ KEY_EXPIRES = _resource_policy(
 
 BUDGET_REQUIRED = _resource_policy(
     "litellm-budget-required",
-    "Every LiteLLM user and virtual key has a spending limit: `max_budget` is more than 0 (0 or unset means "
-    "no budget) and at most the configured cap, in USD.",
-    [USER_TYPE, KEY_TYPE],
+    "Every LiteLLM user, virtual key and team has a spending limit: `max_budget` is more than 0 (0 or unset "
+    "means no budget) and at most the configured cap, in USD.",
+    [USER_TYPE, KEY_TYPE, TEAM_TYPE],
     check_budget,
     maxUserBudget={"type": "number", "exclusiveMinimum": 0, "description": "Largest max_budget of a user, USD."},
     maxKeyBudget={"type": "number", "exclusiveMinimum": 0, "description": "Largest max_budget of a key, USD."},
+    maxTeamBudget={"type": "number", "exclusiveMinimum": 0, "description": "Largest max_budget of a team, USD."},
 )
 
 ADMIN_ROLES_POLICY = _resource_policy(
@@ -495,10 +513,10 @@ ADMIN_ROLES_POLICY = _resource_policy(
 
 MODEL_ACCESS = _resource_policy(
     "litellm-model-access",
-    "Users and keys list the models they may call: no wildcard access ('*', 'all-proxy-models', a pattern with "
-    "'*', or an empty list, which LiteLLM reads as every model) unless allowed, and only models in the "
-    "allow-list when one is configured.",
-    [USER_TYPE, KEY_TYPE],
+    "Users, keys and teams list the models they may call: no wildcard access ('*', 'all-proxy-models', a "
+    "pattern with '*', or an empty list, which LiteLLM reads as every model) unless allowed, and only models "
+    "in the allow-list when one is configured.",
+    [USER_TYPE, KEY_TYPE, TEAM_TYPE],
     check_model_access,
     allowWildcard={"type": "boolean", "description": "Allow wildcard access to every model."},
     allowedModels=_string_list("If not empty, the only model names users and keys may list."),
@@ -506,9 +524,9 @@ MODEL_ACCESS = _resource_policy(
 
 RATE_LIMITS = _resource_policy(
     "litellm-rate-limits",
-    "Users and keys have request (`rpm_limit`) and token (`tpm_limit`) rate limits, each at most its cap; "
-    "an unset limit is unlimited.",
-    [USER_TYPE, KEY_TYPE],
+    "Users, keys and teams have request (`rpm_limit`) and token (`tpm_limit`) rate limits, each at most its "
+    "cap; an unset limit is unlimited.",
+    [USER_TYPE, KEY_TYPE, TEAM_TYPE],
     check_rate_limits,
     maxRpm={"type": "number", "minimum": 0, "description": "Largest rpm_limit (requests per minute)."},
     maxTpm={"type": "number", "minimum": 0, "description": "Largest tpm_limit (tokens per minute)."},
@@ -555,6 +573,14 @@ AUTO_CREATED_KEYS = _stack_policy(
     validate_auto_created_keys,
 )
 
+TEAM_ROLES_POLICY = _resource_policy(
+    "litellm-team-roles",
+    "Team members hold only roles this proxy grants: 'user'. A team 'admin' needs LiteLLM Enterprise, so "
+    "the proxy would refuse it half-way through an apply.",
+    [MEMBER_TYPE],
+    check_team_role,
+)
+
 POLICIES = [
     KEY_EXPIRES,
     BUDGET_REQUIRED,
@@ -566,5 +592,6 @@ POLICIES = [
     UNIQUE_KEY_ALIASES,
     UNIQUE_USERS,
     AUTO_CREATED_KEYS,
+    TEAM_ROLES_POLICY,
 ]
 PACK_NAME = "litellm-access"

@@ -63,7 +63,21 @@ KEY = {
     "spend": 0.0,
     "adopt_existing": False,
 }
-TYPES = {"User": lp.USER_TYPE, "Key": lp.KEY_TYPE}
+TEAM = {
+    "url": URL,
+    "token": secret("sk-admin"),
+    "team_id": "research",
+    "team_alias": "Research",
+    "models": ["gpt-4o"],
+    "max_budget": 500.0,
+    "budget_duration": "30d",
+    "tpm_limit": 100000.0,
+    "rpm_limit": 1000.0,
+    "adopt_existing": False,
+}
+MEMBER = {"url": URL, "token": secret("sk-admin"), "team_id": "research", "user_id": "alice", "role": "user",
+          "adopt_existing": False}
+TYPES = {"User": lp.USER_TYPE, "Key": lp.KEY_TYPE, "Team": lp.TEAM_TYPE, "TeamMember": lp.MEMBER_TYPE}
 
 
 def urn(kind: str, name: str) -> str:
@@ -125,6 +139,8 @@ def test_the_dev_stack_shapes_pass_every_resource_policy():
         if isinstance(policy, ResourceValidationPolicy):
             assert violations(policy, "User", USER) == [], policy.name
             assert violations(policy, "Key", KEY) == [], policy.name
+            assert violations(policy, "Team", TEAM) == [], policy.name
+            assert violations(policy, "TeamMember", MEMBER) == [], policy.name
 
 
 def test_every_policy_has_a_description_a_schema_with_defaults_and_an_enforcement_level():
@@ -485,3 +501,37 @@ def test_plain_reads_proxies_and_unknowns():
     assert lp.prop(props, "s") == "hidden"
     assert lp.prop(props, "missing") is None
     assert lp.duration_seconds("2mo") == 60 * 86400 and lp.duration_seconds("0x") is None
+
+
+# ---------------------------------------------------------------- teams and memberships
+def test_a_team_budget_within_the_team_cap_passes_and_none_or_above_it_is_a_violation():
+    assert violations(lp.BUDGET_REQUIRED, "Team", props_of(TEAM, max_budget=10000.0)) == []
+    one(violations(lp.BUDGET_REQUIRED, "Team", props_of(TEAM, max_budget=ABSENT)), "Team 'alice'", "max_budget",
+        "not set", "at most 10000 USD (maxTeamBudget)")
+    one(violations(lp.BUDGET_REQUIRED, "Team", props_of(TEAM, max_budget=10000.5)), "Team 'alice'",
+        "max_budget 10000.5 USD", "cap of 10000 USD (maxTeamBudget)")
+    one(violations(lp.BUDGET_REQUIRED, "Team", props_of(TEAM, max_budget=600.0), {"maxTeamBudget": 500}),
+        "max_budget 600 USD", "cap of 500 USD (maxTeamBudget)")
+
+
+def test_team_models_follow_the_allow_list_and_an_empty_list_is_every_model():
+    one(violations(lp.MODEL_ACCESS, "Team", props_of(TEAM, models=[])), "Team 'alice'", "models is empty",
+        "every model")
+    config = {"allowWildcard": False, "allowedModels": ["gpt-4o-mini"]}
+    one(violations(lp.MODEL_ACCESS, "Team", TEAM, config), "Team 'alice'", "models 'gpt-4o' is not in allowedModels")
+    assert violations(lp.MODEL_ACCESS, "Team", props_of(TEAM, models=["gpt-4o-mini"]), config) == []
+
+
+def test_team_rate_limits_have_the_caps():
+    messages = violations(lp.RATE_LIMITS, "Team", props_of(TEAM, rpm_limit=10001.0, tpm_limit=ABSENT))
+    assert len(messages) == 2, messages
+    assert "Team 'alice': rpm_limit 10001 is above the cap of 10000 (maxRpm)" in messages
+    assert any("tpm_limit is not set" in m for m in messages)
+
+
+def test_a_team_admin_role_is_a_violation_naming_enterprise():
+    one(violations(lp.TEAM_ROLES_POLICY, "TeamMember", props_of(MEMBER, role="admin")), "TeamMember 'alice'",
+        "role 'admin' needs LiteLLM Enterprise", "use 'user'")
+    one(violations(lp.TEAM_ROLES_POLICY, "TeamMember", props_of(MEMBER, role="owner")), "role 'owner' is not a team role")
+    assert violations(lp.TEAM_ROLES_POLICY, "TeamMember", props_of(MEMBER, role=UNKNOWN_STRING_VALUE)) == []
+    assert lp.TEAM_ROLES_POLICY.enforcement_level == EnforcementLevel.MANDATORY
