@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import program_inputs  # noqa: E402
-from program_inputs import KEY_TYPE, USER_TYPE, dev_users  # noqa: E402
+from program_inputs import CUSTOM_TYPES, MEMBER_TYPE, TEAM_TYPE, USER_TYPE, dev_teams, dev_users  # noqa: E402
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret  # noqa: E402
 
 DOC = ROOT / "docs" / "preview-examples.md"
@@ -44,16 +45,19 @@ class Resource:
 
     @property
     def custom(self) -> bool:
-        return self.type in (USER_TYPE, KEY_TYPE)
+        return self.type in CUSTOM_TYPES
 
     def provider(self):
-        from providers import KeyProvider, UserProvider
+        from providers import KeyProvider, TeamMemberProvider, TeamProvider, UserProvider
 
-        return UserProvider() if self.type == USER_TYPE else KeyProvider()
+        providers = {USER_TYPE: UserProvider, TEAM_TYPE: TeamProvider, MEMBER_TYPE: TeamMemberProvider}
+        return providers.get(self.type, KeyProvider)()
 
 
-def program(users: list[dict[str, Any]], token: str = OLD_TOKEN) -> dict[str, Resource]:
-    return {r["urn"]: Resource(r) for r in program_inputs.collect(users, token=token)}
+def program(users: list[dict[str, Any]], token: str = OLD_TOKEN,
+            teams: list[dict[str, Any]] | None = None) -> dict[str, Resource]:
+    teams = dev_teams() if teams is None else teams
+    return {r["urn"]: Resource(r) for r in program_inputs.collect(users, token=token, teams=teams)}
 
 
 # ----------------------------------------------------------------- rendering
@@ -99,13 +103,20 @@ def property_lines(props: dict[str, Any], secret: set[str], indent: str) -> list
     return out
 
 
+def inline(value: Any, secret: bool) -> str:
+    """A value on one line, for a `before => after` change (lists and maps as JSON)."""
+    if not secret and isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True)
+    return value_lines(value, secret, "")[0]
+
+
 def change_lines(old: Resource, new: Resource, names: list[str], indent: str) -> list[str]:
     width = max(len(n) for n in names)
     out = []
     for name in names:
         secret = name in old.secret or name in new.secret
-        before = value_lines(old.inputs.get(name), secret, indent)[0] if name in old.inputs else "<unset>"
-        after = value_lines(new.inputs.get(name), secret, indent)[0] if name in new.inputs else "<unset>"
+        before = inline(old.inputs.get(name), secret) if name in old.inputs else "<unset>"
+        after = inline(new.inputs.get(name), secret) if name in new.inputs else "<unset>"
         out.append(f"{indent}~ {name.ljust(width)}: {before} => {after}")
     return out
 
@@ -157,7 +168,7 @@ def render_preview(before: dict[str, Resource], after: dict[str, Resource], poli
             lines.extend(change_lines(before[urn], after[urn], names, pad + "  "))
             if changes.replaces:
                 lines.append(f"{pad}    (replaces: {', '.join(changes.replaces)})")
-        for child in sorted(children.get(urn, []), key=lambda c: (resources[c].type != USER_TYPE, c)):
+        for child in sorted(children.get(urn, []), key=lambda c: (CUSTOM_TYPES.index(resources[c].type), c)):
             if changed(child):
                 emit(child, depth + 1)
 
@@ -222,6 +233,11 @@ def examples() -> list[tuple[str, str, str]]:
             "models": ["fake-gpt-4o"], "user_models": ["fake-gpt-4o"]}
     unsafe = program(base + [erin])
     new_only = {urn: r for urn, r in unsafe.items() if urn not in before}
+    team_teams = copy.deepcopy(dev_teams())
+    team_teams[0].update(max_budget=250, models=["fake-gpt-4o"])
+    team_users = copy.deepcopy(base)
+    next(u for u in team_users if u["user_id"] == "dev-bob")["teams"] = []
+    team_change = program(team_users, teams=team_teams)
 
     return [
         ("An added user",
@@ -236,10 +252,16 @@ def examples() -> list[tuple[str, str, str]]:
          render_preview(before, budget)),
         ("A rotated admin token",
          f"The proxy's admin token is rotated: `litellm:token` (or LITELLM_MASTER_KEY in CI) changes from one "
-         "secret to another. Every User and Key records the token it was managed with, so each shows an "
+         "secret to another. Every User, Key, Team and TeamMember records the token it was managed with, so each shows an "
          "update of `token` alone; the values stay hidden, and applying it sends nothing to the proxy (the "
          "providers' update skips credential-only changes) but saves the new token for later reads and deletes.",
          render_preview(before, rotated)),
+        ("A team change and a membership removed",
+         "A merge request raises team `dev-platform`'s `max_budget` from 100 to 250, narrows its models to "
+         "`fake-gpt-4o`, and takes `dev-bob` out of the team (his `teams` list loses it). The Team updates in "
+         "place with only those two fields; bob's TeamMember is deleted (/team/member_delete), and nothing else "
+         "changes.",
+         render_preview(before, team_change)),
         ("A change the policy pack stops",
          "A merge request adds `dev-erin` with `duration: null` (a key that never expires) and no `max_budget`. "
          "The preview shows the creates and the policy violations; mandatory ones fail the job, so the "
@@ -256,7 +278,7 @@ def render() -> str:
         "policy pack; do not edit by hand (tests/test_preview_examples.py checks it is up to date). -->",
         "",
         "Each example is the preview a merge request gets as a comment (see [policy.md](policy.md), \"CI\"), "
-        "for a change to Pulumi.dev.yaml's two users (`dev-alice`, `dev-bob`). Which resources change, how "
+        "for a change to Pulumi.dev.yaml's two users (`dev-alice`, `dev-bob`) and their team (`dev-platform`). Which resources change, how "
         "(create `+`, update `~`, replace `+-`) and which properties are shown come from running the stack "
         "program and the providers' own `check` and `diff`; the layout follows `pulumi preview --diff` "
         "(stack outputs, resource ids and timing lines left out).",

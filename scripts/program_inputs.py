@@ -1,7 +1,7 @@
 """What the stack program registers, and what the policy analyzer is given for it, without the Pulumi CLI.
 
-`collect(users)` runs the project's `__main__.py` under Pulumi's mock monitor (in a fresh process: the
-Pulumi runtime is process-global) with `litellm:users` set to `users`, and returns every RegisterResource
+`collect(users, teams)` runs the project's `__main__.py` under Pulumi's mock monitor (in a fresh process: the
+Pulumi runtime is process-global) with `litellm:users` and `litellm:teams` set, and returns every RegisterResource
 request as the engine would receive it: type, name, parent, URN, and the inputs in wire form (secrets as
 signature objects, values unknown at preview as the unknown sentinel). The mocks return each resource's
 inputs as its outputs, so the Key's user_id flows from its User as in a deployment; with `preview=True` the
@@ -31,20 +31,33 @@ URL, TOKEN = "http://127.0.0.1:4000", "sk-policy-example-token"
 STACK_TYPE = "pulumi:pulumi:Stack"
 USER_TYPE = "pulumi-python:dynamic/litellm:User"
 KEY_TYPE = "pulumi-python:dynamic/litellm:Key"
+TEAM_TYPE = "pulumi-python:dynamic/litellm:Team"
+MEMBER_TYPE = "pulumi-python:dynamic/litellm:TeamMember"
+CUSTOM_TYPES = (USER_TYPE, KEY_TYPE, TEAM_TYPE, MEMBER_TYPE)
+
+
+def _dev_config() -> dict[str, Any]:
+    import yaml  # PyYAML comes with pulumi
+
+    return yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
 
 
 def dev_users() -> list[dict[str, Any]]:
     """`litellm:users` of the project's Pulumi.dev.yaml."""
-    import yaml  # PyYAML comes with pulumi
-
-    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
-    return config["litellm:users"]
+    return _dev_config()["litellm:users"]
 
 
-def collect(users: list[dict[str, Any]], preview: bool = False, url: str = URL, token: str = TOKEN) -> list[dict[str, Any]]:
-    """The program's RegisterResource requests for these users (see the module docstring)."""
+def dev_teams() -> list[dict[str, Any]]:
+    """`litellm:teams` of the project's Pulumi.dev.yaml."""
+    return _dev_config().get("litellm:teams") or []
+
+
+def collect(users: list[dict[str, Any]], preview: bool = False, url: str = URL, token: str = TOKEN,
+            teams: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The program's RegisterResource requests for these users and teams (see the module docstring)."""
     env = {**os.environ, "PULUMI_CONFIG": json.dumps(
-        {"litellm:url": url, "litellm:token": token, "litellm:users": json.dumps(users)}
+        {"litellm:url": url, "litellm:token": token, "litellm:users": json.dumps(users),
+         "litellm:teams": json.dumps(teams or [])}
     ), "PULUMI_CONFIG_SECRET_KEYS": json.dumps(["litellm:token"])}
     for name in ("LITELLM_URL", "LITELLM_MASTER_KEY"):
         env.pop(name, None)
@@ -61,10 +74,11 @@ def analyzer_view(registration: dict[str, Any]) -> dict[str, Any]:
     """The properties the engine sends to the analyzer's Analyze for this registration: the provider's
     checked inputs (the engine analyzes after Check), unset values left out, secrets marked as they were
     registered, internal `__` keys dropped. Values unknown at preview stay the unknown sentinel."""
-    from providers import KeyProvider, UserProvider
+    from providers import KeyProvider, TeamMemberProvider, TeamProvider, UserProvider
 
     wire = {k: v for k, v in registration["object"].items() if not k.startswith("__")}
-    provider = {USER_TYPE: UserProvider, KEY_TYPE: KeyProvider}.get(registration["type"])
+    provider = {USER_TYPE: UserProvider, KEY_TYPE: KeyProvider, TEAM_TYPE: TeamProvider,
+                MEMBER_TYPE: TeamMemberProvider}.get(registration["type"])
     if provider is None:  # a component: its inputs are what it registered (UserWithKey registers none)
         return wire
     secret = {k for k, v in wire.items() if is_rpc_secret(v)}
@@ -130,6 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preview", action="store_true", help="new users' outputs unknown, as in a preview")
     parser.add_argument("--users", help="litellm:users as JSON (default: Pulumi.dev.yaml's)")
+    parser.add_argument("--teams", help="litellm:teams as JSON (default: Pulumi.dev.yaml's)")
     parser.add_argument("--registrations", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.registrations:
@@ -137,7 +152,8 @@ def main() -> None:
         return
     sys.path.insert(0, str(ROOT))
     users = json.loads(args.users) if args.users else dev_users()
-    view = [{**r, "object": analyzer_view(r)} for r in collect(users, preview=args.preview)]
+    teams = json.loads(args.teams) if args.teams else dev_teams()
+    view = [{**r, "object": analyzer_view(r)} for r in collect(users, preview=args.preview, teams=teams)]
     json.dump(view, sys.stdout, indent=2)
     print()
 

@@ -114,10 +114,11 @@ def preview(stub, resources: list[dict[str, Any]]) -> list[pb.AnalyzeDiagnostic]
     return diagnostics + analyze_stack(stub, resources)
 
 
-def program(users: list[dict[str, Any]], preview_mode: bool = False) -> list[dict[str, Any]]:
-    """The stack program's resources for these users, as the analyzer sees them."""
+def program(users: list[dict[str, Any]], preview_mode: bool = False,
+            teams: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The stack program's resources for these users and teams, as the analyzer sees them."""
     return [{**r, "object": program_inputs.analyzer_view(r)}
-            for r in program_inputs.collect(users, preview=preview_mode)]
+            for r in program_inputs.collect(users, preview=preview_mode, teams=teams)]
 
 
 def summary(diagnostics: list[pb.AnalyzeDiagnostic]) -> list[tuple[str, str]]:
@@ -131,7 +132,7 @@ def info(analyzer) -> pb.AnalyzerInfo:
 
 @pytest.fixture(scope="module")
 def dev_stack() -> list[dict[str, Any]]:
-    return program(program_inputs.dev_users())
+    return program(program_inputs.dev_users(), teams=program_inputs.dev_teams())
 
 
 # ----------------------------------------------------------------- tests
@@ -153,7 +154,8 @@ def test_the_analyzer_describes_the_pack(analyzer, info):
 
 def test_the_dev_stack_passes_every_policy(analyzer, info, dev_stack):
     types = sorted(r["type"] for r in dev_stack)
-    assert types == sorted([lp.COMPONENT_TYPE] * 2 + [lp.USER_TYPE] * 2 + [lp.KEY_TYPE] * 2)
+    assert types == sorted([lp.COMPONENT_TYPE] * 2 + [lp.USER_TYPE] * 2 + [lp.KEY_TYPE] * 2 + [lp.TEAM_TYPE]
+                           + [lp.MEMBER_TYPE] * 2)
     configure(analyzer, info)
     assert summary(preview(analyzer, dev_stack)) == []
 
@@ -170,7 +172,7 @@ def test_the_committed_pack_config_lets_the_dev_stack_through(analyzer, info, de
 
 
 def test_a_preview_with_values_unknown_until_apply_runs_every_policy(analyzer, info):
-    resources = program(program_inputs.dev_users(), preview_mode=True)
+    resources = program(program_inputs.dev_users(), preview_mode=True, teams=program_inputs.dev_teams())
     keys = [r for r in resources if r["type"] == lp.KEY_TYPE]
     assert keys and all(k["object"]["user_id"] == UNKNOWN for k in keys)  # from the User, not created yet
     configure(analyzer, info)
@@ -234,6 +236,8 @@ def test_the_pack_config_sets_parameters_and_enforcement_levels(analyzer, info, 
         ("litellm-key-expires", "Key 'dev-alice': duration '365d' is longer than the maximum key lifetime '30d' "
                                 "(maxDuration)"),
         ("litellm-model-access", "Key 'dev-bob': models 'fake-gpt-4o-mini' is not in allowedModels ['fake-gpt-4o']"),
+        ("litellm-model-access", "Team 'dev-platform': models 'fake-gpt-4o-mini' is not in allowedModels "
+                                 "['fake-gpt-4o']"),
         ("litellm-model-access", "User 'dev-bob': models 'fake-gpt-4o-mini' is not in allowedModels ['fake-gpt-4o']"),
     ]
     assert {d.enforcementLevel for d in diagnostics if d.policyName == "litellm-email-domains"} == {pb.ADVISORY}

@@ -25,8 +25,8 @@ def test_the_examples_come_from_the_providers_diff():
                (budget[urn] for urn in changed))
 
     rotated = pe.plan(before, pe.program(base, token=pe.NEW_TOKEN))
-    custom = [urn for urn, r in before.items() if r.custom]
-    assert len(custom) == 4 and all(rotated[urn][0] == "update" and rotated[urn][1].diffs == ["token"] for urn in custom)
+    custom = [urn for urn, r in before.items() if r.custom]  # 2 users, 2 keys, the team, 2 memberships
+    assert len(custom) == 7 and all(rotated[urn][0] == "update" and rotated[urn][1].diffs == ["token"] for urn in custom)
 
 
 def test_an_unchanged_program_previews_no_change():
@@ -34,3 +34,18 @@ def test_an_unchanged_program_previews_no_change():
     steps = pe.plan(before, pe.program(pe.dev_users()))
     assert {op for op, _ in steps.values()} == {"same"}
     assert all(changes is None or (changes.diffs == [] and changes.replaces == []) for _, changes in steps.values())
+
+
+def test_the_team_example_updates_only_the_changed_team_fields_and_deletes_one_membership():
+    before = pe.program(pe.dev_users())
+    teams = copy.deepcopy(pe.dev_teams())
+    teams[0].update(max_budget=250, models=["fake-gpt-4o"])
+    users = copy.deepcopy(pe.dev_users())
+    users[1]["teams"] = []
+    steps = pe.plan(before, pe.program(users, teams=teams))
+    changed = {(before[urn].type.split(":")[-1], before[urn].name): (op, changes) for urn, (op, changes) in steps.items()
+               if op != "same"}
+    assert set(changed) == {("Team", "dev-platform"), ("TeamMember", "dev-bob-dev-platform")}
+    op, changes = changed[("Team", "dev-platform")]
+    assert op == "update" and changes.diffs == ["models", "max_budget"] and changes.replaces == []
+    assert changed[("TeamMember", "dev-bob-dev-platform")][0] == "delete"
