@@ -15,7 +15,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import UserWithKey, UserWithKeyArgs
 from harness.values import SECRET_SIG, SIG
-from providers import Key, User
+from providers import Key, Team, TeamMember, User
 from support.mocks import RecordingMonitor
 
 AUTO_KEY = "sk-auto-minted-by-user-new"
@@ -71,7 +71,7 @@ def test_defaults_are_the_modules() -> None:
     expected = dict(auto_create_key=False, budget_duration="30d", duration="365d", key_alias=None, max_budget=0,
                     max_parallel_requests=100, metadata={}, model_max_budget={}, models=["fake_model"],
                     rpm_limit=1000, spend=0, team_id=None, tpm_limit=100000, user_alias=None, user_max_budget=0,
-                    user_models=["fake_model"], user_role="app_user", adopt_existing=False)
+                    user_models=["fake_model"], user_role="app_user", adopt_existing=False, teams=[])
     assert {k: getattr(args, k) for k in expected} == expected
     assert {f.name for f in dataclasses.fields(args)} == set(expected) | {"url", "token", "user_id", "user_email"}
 
@@ -79,6 +79,8 @@ def test_defaults_are_the_modules() -> None:
 def test_type_tokens() -> None:
     assert User._resource_type_name == "dynamic/litellm:User"
     assert Key._resource_type_name == "dynamic/litellm:Key"
+    assert Team._resource_type_name == "dynamic/litellm:Team"
+    assert TeamMember._resource_type_name == "dynamic/litellm:TeamMember"
 
 
 def test_user_wiring_fixes_the_modules_dead_inputs(monitor: RecordingMonitor) -> None:
@@ -184,3 +186,23 @@ def test_outputs_inside_lists_and_maps_are_left_to_check(monitor: RecordingMonit
                      metadata={"team": pulumi.Output.from_input("research")})
     key = inputs_of(component.key_resource)
     assert key["models"] == ["m-from-config"] and key["metadata"] == {"team": "research"}
+
+
+def test_teams_make_one_membership_each_and_the_key_waits_for_them(monitor: RecordingMonitor) -> None:
+    component = make(teams=["red", "blue"], team_id="red")
+    assert [inputs_of(m)["team_id"] for m in component.memberships] == ["red", "blue"]
+    assert [inputs_of(m)["user_id"] for m in component.memberships] == ["alice", "alice"]
+    inputs_of(component.key_resource)
+    members = [r for r in monitor.requests if r.type.endswith("litellm:TeamMember")]
+    assert sorted(r.name for r in members) == ["alice-blue", "alice-red"]
+    assert all(r.parent.endswith("UserWithKey::alice") for r in members)
+    # LiteLLM moves a key into a team only for a member: the Key depends on every membership.
+    key = monitor.registered("litellm:Key")
+    assert sorted(d.rsplit("::", 1)[-1] for d in key.dependencies if "TeamMember" in d) == ["alice-blue", "alice-red"]
+
+
+@pytest.mark.parametrize("teams", ["red", [""], ["red", "red"], [7]])
+def test_bad_teams_are_refused_at_construction(monitor: RecordingMonitor, teams: Any) -> None:
+    with pytest.raises(ValueError, match=r"^UserWithKeyArgs.teams must be a list of distinct team ids"):
+        make(teams=teams)
+    assert not [r for r in monitor.requests if r.type.startswith("pulumi-python:dynamic")]
