@@ -1,7 +1,7 @@
 """Benchmark: cost per user of the stack lifecycle against a real LiteLLM proxy, side by side with
 litellm-as-code doing the same work on the same proxy, and the Terraform module's documented call counts.
 
-    scripts/bench [--users 50] [--parallel 10] [--runs 3] [--sizes 10,50,200] [--markdown FILE] [--json FILE]
+    scripts/bench [--users 50] [--parallel 10] [--runs 3] [--sizes 10,50,200] [--teams 5] [--markdown FILE] [--json FILE]
 
 The proxy is $LITELLM_URL/$LITELLM_MASTER_KEY when both are set, otherwise one this command starts with
 ../shared/litellm-server/up (or $LITELLM_SERVER_DIR/up) and stops at the end. Every object it creates has
@@ -31,7 +31,7 @@ for entry in (str(ROOT), str(ROOT / "tests")):
 
 import requests  # noqa: E402
 
-from benchmarks import lac, ours  # noqa: E402
+from benchmarks import lac, ours, teams  # noqa: E402
 from benchmarks.stats import (  # noqa: E402
     LAC_STEPS, STEPS, Sample, as_json, lac_table, linearity_table, ours_table, targets, targets_table,
 )
@@ -205,6 +205,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3, help="runs per size; the median is reported (default 3)")
     p.add_argument("--sizes", default="", help="comma-separated N for the linearity table, e.g. 10,50,200")
     p.add_argument("--no-lac", action="store_true", help="skip litellm-as-code")
+    p.add_argument("--teams", type=int, default=5, help="teams for the calls per team and membership (default 5; 0: skip)")
+    p.add_argument("--team-members", type=int, default=2, help="memberships per team (default 2)")
     p.add_argument("--markdown", type=Path, help="also write the report (Markdown) to this file")
     p.add_argument("--json", type=Path, help="also write every sample (JSON) to this file")
     args = p.parse_args(argv)
@@ -213,6 +215,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         p.error(f"sizes must be between 1 and {MAX_USERS}")
     if args.parallel < 1 or args.runs < 1:
         p.error("--parallel and --runs must be at least 1")
+    if args.teams < 0 or args.team_members < 1:
+        p.error("--teams must be at least 0 and --team-members at least 1")
     args.sizes = sizes
     return args
 
@@ -230,6 +234,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     proxy = Proxy()
     per_size: dict[int, dict[str, list[Sample]]] = {n: {} for n in args.sizes}
     lac_per_size: dict[int, dict[str, list[Sample]]] = {n: {} for n in args.sizes}
+    per_team: dict[str, dict[str, float]] = {}
     try:
         api = LiteLLMClient(proxy.url, proxy.token, ClientSettings())
         vers = versions(proxy)
@@ -248,23 +253,29 @@ def main(argv: Optional[list[str]] = None) -> int:
                     lac_users = users_for(prefix + "l", n)
                     for step, sample in lac_lifecycle(proxy, api, lac_users, workdir).items():
                         lac_per_size[n].setdefault(step, []).append(sample)
+            if args.teams:
+                workdir = Path(tmp) / "teams"
+                workdir.mkdir()
+                per_team = teams.measure(proxy.url, proxy.token, api, "bt" + uuid.uuid4().hex[:8], args.teams,
+                                         args.team_members, workdir, args.parallel, log)
     finally:
         proxy.close()
 
-    report = render(args, started, info, vers, per_size, lac_per_size)
+    report = render(args, started, info, vers, per_size, lac_per_size, per_team)
     print(report)
     if args.markdown:
         args.markdown.write_text(report + "\n")
     if args.json:
         args.json.write_text(json.dumps({"started": started.isoformat(), "machine": info, "versions": vers,
                                          "args": {k: v for k, v in vars(args).items() if k not in ("markdown", "json")},
-                                         **as_json(per_size, lac_per_size)}, indent=1, default=str))
+                                         **as_json(per_size, lac_per_size), "teams": per_team}, indent=1, default=str))
     failed = any(not s.ok for steps in per_size.values() for samples in steps.values() for s in samples)
     return 1 if failed else 0
 
 
 def render(args: argparse.Namespace, started: datetime.datetime, info: dict[str, str], vers: dict[str, str],
-           per_size: dict[int, dict[str, list[Sample]]], lac_per_size: dict[int, dict[str, list[Sample]]]) -> str:
+           per_size: dict[int, dict[str, list[Sample]]], lac_per_size: dict[int, dict[str, list[Sample]]],
+           per_team: dict[str, dict[str, float]]) -> str:
     n = args.users
     parts = [
         f"## Benchmark run {started.strftime('%Y-%m-%d %H:%M UTC')}",
@@ -292,6 +303,11 @@ def render(args: argparse.Namespace, started: datetime.datetime, info: dict[str,
             "",
             lac_table(n, lac_per_size[n], per_size[n]),
         ]
+    if per_team:
+        parts += ["", f"### Teams and memberships ({args.teams} teams, {args.team_members} memberships each)", "",
+                  "Counted calls of a stack of teams alone / teams; of the same teams with memberships, minus "
+                  "the first, / memberships. The change raises every team's `max_budget` and every "
+                  "membership's `max_budget_in_team`.", "", teams.table(per_team)]
     if len(per_size) > 1:
         parts += ["", "### Cost against N", "", linearity_table(per_size, lac_per_size)]
     parts += ["", f"### Targets ({n} users)", "", targets_table(targets(n, per_size[n], lac_per_size.get(n, {})))]

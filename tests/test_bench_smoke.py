@@ -17,7 +17,7 @@ def test_benchmark_reports_every_step_from_real_counts(litellm, tmp_path: Path, 
     from benchmarks.stats import LAC_TITLES, STEP_TITLES, STEPS
 
     with_lac = importlib.util.find_spec("litellm_as_code") is not None  # installed by scripts/bench only
-    args = ["--users", "2", "--runs", "1", "--parallel", "2",
+    args = ["--users", "2", "--runs", "1", "--parallel", "2", "--teams", "2", "--team-members", "2",
             "--json", str(tmp_path / "bench.json"), "--markdown", str(tmp_path / "bench.md")]
     assert run.main(args + ([] if with_lac else ["--no-lac"])) == 0
 
@@ -36,6 +36,13 @@ def test_benchmark_reports_every_step_from_real_counts(litellm, tmp_path: Path, 
     assert ours["up"][0]["calls"] > 0 and ours["noop-preview"][0]["calls"] == 0
     assert ours["up"][0]["cpu"] is not None and ours["up"][0]["peak_kb"] > 0
     assert ours["up"][0]["provider_bytes"] > 0
+    # Teams: calls per team and per membership, every step, from the counts (a create costs calls; a
+    # no-op preview none).
+    per_team = data["teams"]
+    assert set(per_team["team"]) == set(per_team["membership"]) == set(STEPS)
+    assert per_team["team"]["up"] > 0 and per_team["membership"]["up"] > 0
+    assert per_team["team"]["noop-preview"] == 0 == per_team["membership"]["noop-preview"]
+    assert rows["teams: up (create)"][1:] == [f"{per_team['team']['up']:.2f}", f"{per_team['membership']['up']:.2f}"]
     if with_lac:
         for title in LAC_TITLES.values():
             assert title in report
