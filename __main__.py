@@ -34,63 +34,61 @@ def resource_name(entry: dict[str, Any]) -> str:
     return entry.get("name") or entry.get("user_id") or entry["team_id"]
 
 
+def entries(value: Any, key: str, accepted: set[str], what: str) -> list[dict[str, Any]]:
+    """A config list of objects whose names are all `accepted`; errors name the entry."""
+    if not isinstance(value, list):
+        raise ValueError(f"{key} must be a list of objects with {what}")
+    for index, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{key}[{index}] must be an object with {what}")
+        unknown = sorted(set(entry) - accepted)
+        if unknown:
+            raise ValueError(f"{key}[{index}]: unknown input {', '.join(unknown)}; accepted: {', '.join(sorted(accepted))}")
+    return value
+
+
+def claim(seen: dict[str, dict[Any, int]], key: str, index: int, identities: dict[str, Any]) -> None:
+    """Record an entry's identities; one an earlier entry holds is an error naming both entries."""
+    for name, value in identities.items():
+        taken = seen.setdefault(name, {})
+        if value in taken:
+            raise ValueError(
+                f"{key}[{index}].{name} {value!r} is already used by {key}[{taken[value]}]; "
+                f"each {name} must be unique in the stack (LiteLLM rejects duplicates at apply time)"
+            )
+        taken[value] = index
+
+
 def validate_teams(teams: Any) -> list[dict[str, Any]]:
     """Stop at preview what LiteLLM would only reject at apply time: unknown input names, a missing
     team_id, and two teams with the same team_id (or name) in one stack."""
-    if not isinstance(teams, list):
-        raise ValueError("litellm:teams must be a list of objects with TeamArgs' names (team_id required)")
-    seen: dict[str, dict[str, int]] = {"team_id": {}, "name": {}}
-    for index, team in enumerate(teams):
+    seen: dict[str, dict[Any, int]] = {}
+    for index, team in enumerate(entries(teams, "litellm:teams", TEAM_KEYS, "TeamArgs' names (team_id required)")):
         where = f"litellm:teams[{index}]"
-        if not isinstance(team, dict):
-            raise ValueError(f"{where} must be an object with TeamArgs' names (team_id required)")
-        unknown = sorted(set(team) - TEAM_KEYS)
-        if unknown:
-            raise ValueError(f"{where}: unknown input {', '.join(unknown)}; accepted: {', '.join(sorted(TEAM_KEYS))}")
         for name in ("team_id", "name"):
             if (name == "team_id" or name in team) and (not isinstance(team.get(name), str) or not team[name].strip()):
                 raise ValueError(f"{where}.{name} must be a non-blank string" + (" (required)" if name == "team_id" else ""))
-        for name, value in (("team_id", team["team_id"]), ("name", resource_name(team))):
-            if value in seen[name]:
-                raise ValueError(
-                    f"{where}.{name} {value!r} is already used by litellm:teams[{seen[name][value]}]; "
-                    f"each {name} must be unique in the stack"
-                )
-            seen[name][value] = index
+        claim(seen, "litellm:teams", index, {"team_id": team["team_id"], "name": resource_name(team)})
     return teams
 
 
 def validate_users(users: Any) -> list[dict[str, Any]]:
     """Stop at preview what LiteLLM would only reject at apply time: unknown input names, and two users
     with the same user_id, email (case-insensitive) or key alias in one stack."""
-    if not isinstance(users, list):
-        raise ValueError("litellm:users must be a list of objects with the module's input names")
-    seen: dict[str, dict[str, int]] = {"name": {}, "user_id": {}, "user_email": {}, "key_alias": {}}
-    for index, user in enumerate(users):
+    seen: dict[str, dict[Any, int]] = {}
+    for index, user in enumerate(entries(users, "litellm:users", USER_KEYS, "the module's input names")):
         where = f"litellm:users[{index}]"
-        if not isinstance(user, dict):
-            raise ValueError(f"{where} must be an object with the module's input names")
-        unknown = sorted(set(user) - USER_KEYS)
-        if unknown:
-            raise ValueError(f"{where}: unknown input {', '.join(unknown)}; accepted: {', '.join(sorted(USER_KEYS))}")
         for name in ("user_id", "user_email"):
             if not isinstance(user.get(name), str) or not user[name].strip():
                 raise ValueError(f"{where}.{name} is required (a non-blank string)")
         if "name" in user and (not isinstance(user["name"], str) or not user["name"].strip()):
             raise ValueError(f"{where}.name must be a non-blank string (it defaults to the user_id)")
-        identities = {
+        claim(seen, "litellm:users", index, {
             "user_id": user["user_id"],
             "user_email": user["user_email"].lower(),
             "key_alias": user.get("key_alias") or user["user_id"],
             "name": resource_name(user),
-        }
-        for name, value in identities.items():
-            if value in seen[name]:
-                raise ValueError(
-                    f"{where}.{name} {value!r} is already used by litellm:users[{seen[name][value]}]; "
-                    f"each {name} must be unique in the stack (LiteLLM rejects duplicates at apply time)"
-                )
-            seen[name][value] = index
+        })
     return users
 
 

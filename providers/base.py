@@ -1,4 +1,5 @@
-"""What the two LiteLLM providers share: check and diff derived from a field table, and credentials.
+"""What the LiteLLM providers share: check and diff derived from a field table, credentials, and the
+properties a resource registers.
 
 The provider objects are pickled by reference into every resource's `__provider` property, so they carry
 no state: no session, no token. Credentials come from the resource's own properties, except that read and
@@ -9,9 +10,11 @@ So after a rotation applied by an `up`, refresh and destroy never need the token
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 
+import pulumi
 from pulumi.dynamic import CheckResult, ConfigureRequest, DiffResult, ResourceProvider
 
 from . import fields
@@ -106,3 +109,13 @@ def current_client_for(props: Mapping[str, Any]) -> LiteLLMClient:
     if configured_token and configured_url and configured_url.rstrip("/") == url:
         token = configured_token
     return LiteLLMClient(url, token, ClientSettings.from_env())
+
+
+def registered(args: Any, outputs: Iterable[str], secret_outputs: list[str], opts: Optional[pulumi.ResourceOptions],
+               ) -> tuple[dict[str, Any], pulumi.ResourceOptions]:
+    """What a resource registers: every field of its Args, the token always secret, its outputs to come;
+    and its options with the outputs that are always secret."""
+    props = {field.name: getattr(args, field.name) for field in dataclasses.fields(args)}
+    props["token"] = pulumi.Output.secret(args.token)
+    props.update(dict.fromkeys(outputs))
+    return props, pulumi.ResourceOptions.merge(pulumi.ResourceOptions(additional_secret_outputs=secret_outputs), opts)

@@ -20,7 +20,7 @@ import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from .base import LiteLLMProvider, client_for, current_client_for, read_back
+from .base import LiteLLMProvider, client_for, current_client_for, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound, token_hash
 from .create import PENDING, CreateProtocol, finish, pending
 
@@ -250,10 +250,7 @@ class Key(Resource, module="litellm", name="Key"):
     key_data: pulumi.Output[dict]
 
     def __init__(self, resource_name: str, args: KeyArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props = {field.name: getattr(args, field.name) for field in dataclasses.fields(args)}
-        props["token"] = pulumi.Output.secret(args.token)
+        props, opts = registered(args, ["key", "key_response", "key_data"], SECRET_OUTPUTS, opts)
         if args.existing_key is not None:
             props["existing_key"] = pulumi.Output.secret(args.existing_key)
-        props.update(key=None, key_response=None, key_data=None)
-        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
-        super().__init__(KeyProvider(), resource_name, props, pulumi.ResourceOptions.merge(secret_opts, opts))
+        super().__init__(KeyProvider(), resource_name, props, opts)

@@ -14,7 +14,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from .base import LiteLLMProvider, client_for, current_client_for, read_back
+from .base import LiteLLMProvider, client_for, current_client_for, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import PENDING, CreateProtocol, finish, pending
 
@@ -144,8 +144,5 @@ class Team(Resource, module="litellm", name="Team"):
     team_data: pulumi.Output[dict]
 
     def __init__(self, resource_name: str, args: TeamArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props = {field.name: getattr(args, field.name) for field in dataclasses.fields(args)}
-        props["token"] = pulumi.Output.secret(args.token)
-        props["team_data"] = None
-        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
-        super().__init__(TeamProvider(), resource_name, props, pulumi.ResourceOptions.merge(secret_opts, opts))
+        props, opts = registered(args, ["team_data"], SECRET_OUTPUTS, opts)
+        super().__init__(TeamProvider(), resource_name, props, opts)

@@ -15,7 +15,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from .base import LiteLLMProvider, client_for, current_client_for, read_back
+from .base import LiteLLMProvider, client_for, current_client_for, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import CreateProtocol
 
@@ -180,8 +180,5 @@ class TeamMember(Resource, module="litellm", name="TeamMember"):
     def __init__(
         self, resource_name: str, args: TeamMemberArgs, opts: Optional[pulumi.ResourceOptions] = None
     ) -> None:
-        props = {field.name: getattr(args, field.name) for field in dataclasses.fields(args)}
-        props["token"] = pulumi.Output.secret(args.token)
-        props["member_data"] = None
-        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
-        super().__init__(TeamMemberProvider(), resource_name, props, pulumi.ResourceOptions.merge(secret_opts, opts))
+        props, opts = registered(args, ["member_data"], SECRET_OUTPUTS, opts)
+        super().__init__(TeamMemberProvider(), resource_name, props, opts)

@@ -15,7 +15,7 @@ import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from .base import LiteLLMProvider, client_for, current_client_for, read_back
+from .base import LiteLLMProvider, client_for, current_client_for, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import DONE, PENDING, CreateProtocol, finish, pending
 
@@ -205,8 +205,5 @@ class User(Resource, module="litellm", name="User"):
     user_data: pulumi.Output[dict]
 
     def __init__(self, resource_name: str, args: UserArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props = {field.name: getattr(args, field.name) for field in dataclasses.fields(args)}
-        props["token"] = pulumi.Output.secret(args.token)
-        props.update(user_response=None, user_data=None)
-        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
-        super().__init__(UserProvider(), resource_name, props, pulumi.ResourceOptions.merge(secret_opts, opts))
+        props, opts = registered(args, ["user_response", "user_data"], SECRET_OUTPUTS, opts)
+        super().__init__(UserProvider(), resource_name, props, opts)
