@@ -71,7 +71,7 @@ def test_a_stable_name_keeps_the_resources_when_a_user_id_changes() -> None:
              {"user_id": "bob", "user_email": "bob@example.org"}]
     assert program["validate_users"](users) == users
     assert [program["resource_name"](u) for u in users] == ["ann", "bob"]
-    with pytest.raises(ValueError, match=r"litellm:users\[1\]\.name 'ann' is already used by litellm:users\[0\]"):
+    with pytest.raises(ValueError, match=r"^litellm:users\[1\] \(user_id 'x'\): name 'ann' is already used by litellm:users\[0\]; "):
         program["validate_users"]([users[0], {"name": "ann", "user_id": "x", "user_email": "x@example.org"}])
-    with pytest.raises(ValueError, match=r"litellm:users\[0\]\.name must be a non-blank string"):
+    with pytest.raises(ValueError, match=r"^litellm:users\[0\] \(user_id 'x'\): name must be a non-blank string; got ' '$"):
         program["validate_users"]([{"name": " ", "user_id": "x", "user_email": "x@example.org"}])
