@@ -19,6 +19,7 @@ from components.user_with_key import INPUTS
 from providers import fields as f
 
 OUTPUTS = ("user_response", "user_data", "key", "key_data", "key_response")
+CONFIG_KEYS = ("litellm:url", "litellm:token", "litellm:users")  # what the program reads
 # A user entry: the component's inputs (the credentials come from litellm:url/litellm:token), and `name`
 # (default: the user_id), which names the stack's resources and outputs. Keep it when changing a user_id, so
 # the change replaces the user in place instead of creating a new one before the old is gone (its email
@@ -101,6 +102,13 @@ def validate_users(users: Any) -> list[dict[str, Any]]:
     return users
 
 
+def config_errors(url: Any, users: Any) -> list[str]:
+    """Every error of the stack's config as this program reads it (the token aside: a secret it never shows)."""
+    errors = [] if url else ["set litellm:url (pulumi config set litellm:url http://host:4000) or LITELLM_URL"]
+    errors += f.problems({"litellm:url": INPUTS["url"]}, {"litellm:url": url}) if url else []
+    return errors + user_errors(users)
+
+
 def main() -> None:
     config = pulumi.Config("litellm")
     url = config.get("url") or os.environ.get("LITELLM_URL")
@@ -108,11 +116,9 @@ def main() -> None:
         pulumi.Output.secret(os.environ["LITELLM_MASTER_KEY"]) if os.environ.get("LITELLM_MASTER_KEY") else None
     )
     users = config.get_object("users") or []
-    errors = [] if url else ["set litellm:url (pulumi config set litellm:url http://host:4000) or LITELLM_URL"]
+    errors = config_errors(url, users)
     if token is None:
-        errors.append("set litellm:token (pulumi config set --secret litellm:token sk-...) or LITELLM_MASTER_KEY")
-    errors += [f"litellm:url: {problem}" for problem in f.problems({"url": INPUTS["url"]}, {"url": url}) if url]
-    errors += user_errors(users)
+        errors.insert(0, "set litellm:token (pulumi config set --secret litellm:token sk-...) or LITELLM_MASTER_KEY")
     if errors:
         raise ValueError(report(errors))
     for user in users:

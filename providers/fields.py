@@ -267,12 +267,12 @@ def accepted(field: Field) -> str:
     return "any value"
 
 
-def unknown_name(name: Any, accepted_names: Iterable[str]) -> str:
-    """The message for an input name nobody accepts: the closest accepted name, else all of them."""
+def unknown_name(name: Any, accepted_names: Iterable[str], what: str = "input") -> str:
+    """The message for a name nobody accepts: the closest accepted name, else all of them."""
     names = sorted(accepted_names)
     close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.75)
     hint = f"did you mean {close[0]!r}?" if close else f"accepted: {', '.join(names)}"
-    return f"unknown input {name!r}; {hint}"
+    return f"unknown {what} {name!r}; {hint}"
 
 
 def problems(

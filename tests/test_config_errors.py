@@ -75,7 +75,7 @@ def test_the_program_reports_url_and_user_errors_together(tmp_path: Path) -> Non
     text = str(caught.value) + "\n".join(caught.value.result.messages)
     for line in (
         "3 errors in the stack config:",
-        "litellm:url: url must be the proxy's root URL, http(s)://host[:port] with no path, query or credentials; "
+        "litellm:url must be the proxy's root URL, http(s)://host[:port] with no path, query or credentials; "
         "got 'ftp://proxy.example.org'",
         "litellm:users[0] (user_id 'ann'): max_budget must be a number >= 0; got -5",
         "litellm:users[1] (user_id 'bob'): unknown input 'modles'; did you mean 'models'?",
