@@ -4,15 +4,15 @@ good config, 1 with every error of a broken one, in the program's own words."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("__main__.py", "components", "providers", "scripts", "Pulumi.yaml", "Pulumi.dev.yaml", "requirements.txt",
-          "requirements-dev.txt", "policy/requirements.txt", "benchmarks/requirements.txt")
+from support.project_copy import copy_project
+
+COPIED = ("__main__.py", "components", "providers", "litellm_pulumi_access.py", "scripts", "Pulumi.yaml",
+          "Pulumi.dev.yaml")
 
 BROKEN = """\
 config:
@@ -39,12 +39,7 @@ config:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the project (no proxy, no pulumi CLI on PATH), sharing the set-up .venv."""
-    for name in COPIED:
-        source, target = ROOT / name, tmp_path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
-    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
-    return tmp_path
+    return copy_project(tmp_path, COPIED)
 
 
 def check(project: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -17,13 +17,13 @@ from typing import Any, Optional
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from support.project_copy import copy_project
+
 PULUMI_VERSION = "3.272.0"
 DEV_KEY, DEV_PASSPHRASE = "sk-dev-master-key", "dev-only-passphrase"
 # What the scripts may call besides the stand-ins: POSIX tools that macOS has too.
 TOOLS = ("bash", "sh", "cat", "cmp", "mkdir", "mktemp", "dirname", "basename", "rm", "chmod", "cp", "env")
-COPIED = ("scripts", "deploy", "policy/requirements.txt", "benchmarks/requirements.txt", "Pulumi.yaml",
-          "Pulumi.dev.yaml", "requirements.txt", "requirements-dev.txt")
+COPIED = ("scripts", "deploy", "Pulumi.yaml", "Pulumi.dev.yaml")
 
 # One recorder behind every stand-in: a JSON line per call; behaviour set by STANDIN_* variables.
 RECORDER = r'''
@@ -63,12 +63,8 @@ class Sandbox:
     """A copy of the project, a PATH of links and stand-ins, and the record of the stand-ins' calls."""
 
     def __init__(self, tmp: Path) -> None:
-        self.project, self.bin, self.standins = tmp / "project", tmp / "bin", tmp / "standins"
-        for name in COPIED:
-            source, target = ROOT / name, self.project / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
-        (self.project / ".venv").symlink_to(ROOT / ".venv")  # set up already: scripts/setup finds it current
+        self.project = copy_project(tmp / "project", COPIED)
+        self.bin, self.standins = tmp / "bin", tmp / "standins"
         self.bin.mkdir()
         self.standins.mkdir()
         for tool in TOOLS:
