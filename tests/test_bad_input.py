@@ -318,7 +318,7 @@ def _cell(text: Any) -> str:
 
 def catalogue_markdown() -> str:
     lines = [BEGIN, "", f"{len(CATALOGUE)} bad values across all {len(REACHES)} inputs of `UserWithKeyArgs`, "
-             f"and {len(STACK_CATALOGUE)} stack-level collisions. The messages are the code's own, produced when "
+             f"and {len(STACK_CATALOGUE)} stack-level errors. The messages are the code's own, produced when "
              "this page was generated.", "",
              "| # | input | bad value | why | `UserWithKey(...)` raises | `check` of (resource field) |",
              "|---|---|---|---|---|---|"]
@@ -329,7 +329,7 @@ def catalogue_markdown() -> str:
         value = "[secret]" if bad.arg == "token" else bad.shown() + ("..." if len(repr(bad.value)) > 80 else "")
         lines.append(f"| {i + 1} | `{bad.arg}` | `{_cell(value)}` | {bad.why} | {_cell(message)} | "
                      f"{fields}: {_cell(checks[0][2][0][1] if checks[0][2] else 'ACCEPTED')} |")
-    lines += ["", "Stack level (`__main__.py` `validate_users`, at preview, before any resource is registered):", "",
+    lines += ["", "Stack level (`__main__.py` `validate_users`, at preview, before any resource is registered; `scripts/check` gives the same offline):", "",
               "| # | case | error |", "|---|---|---|"]
     for i, case in enumerate(STACK_CATALOGUE):
         lines.append(f"| {i + 1} | {case.why} | {_cell(stack_error(case))} |")

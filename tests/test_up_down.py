@@ -22,7 +22,7 @@ from support.project_copy import copy_project
 PULUMI_VERSION = "3.272.0"
 DEV_KEY, DEV_PASSPHRASE = "sk-dev-master-key", "dev-only-passphrase"
 # What the scripts may call besides the stand-ins: POSIX tools that macOS has too.
-TOOLS = ("bash", "sh", "cat", "cmp", "mkdir", "mktemp", "dirname", "basename", "rm", "chmod", "cp", "env")
+TOOLS = ("bash", "sh", "cat", "mkdir", "mktemp", "dirname", "basename", "rm", "chmod", "cp", "env")
 COPIED = ("scripts", "deploy", "Pulumi.yaml", "Pulumi.dev.yaml")
 
 # One recorder behind every stand-in: a JSON line per call; behaviour set by STANDIN_* variables.
