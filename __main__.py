@@ -15,107 +15,159 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import pulumi
 
 from components import UserWithKey, UserWithKeyArgs
+from components.user_with_key import INPUTS
 from providers import Team, TeamArgs
+from providers import fields as f
+from providers.team import TEAM_FIELDS
 
 OUTPUTS = ("user_response", "user_data", "key", "key_data", "key_response")
-# `name` (default: the user_id) names the stack's resources and outputs. Keep it when changing a user_id, so
+CONFIG_KEYS = ("litellm:url", "litellm:token", "litellm:users", "litellm:teams")  # what the program reads
+# A user entry: the component's inputs (the credentials come from litellm:url/litellm:token), and `name`
+# (default: the user_id), which names the stack's resources and outputs. Keep it when changing a user_id, so
 # the change replaces the user in place instead of creating a new one before the old is gone (its email
 # would still be taken).
-USER_KEYS = {f.name for f in dataclasses.fields(UserWithKeyArgs)} - {"url", "token"} | {"name"}
-TEAM_KEYS = {f.name for f in dataclasses.fields(TeamArgs)} - {"url", "token"} | {"name"}
+USER_INPUTS: dict[str, f.Field] = {
+    **{name: field for name, field in INPUTS.items() if name not in ("url", "token")},
+    "name": f.Field("name", f.text()),
+}
+# Identities LiteLLM requires to be unique, with how a user entry yields each (None: the entry has none).
+UNIQUE: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "user_id": lambda user: user.get("user_id"),
+    "user_email": lambda user: user["user_email"].lower() if isinstance(user.get("user_email"), str) else None,
+    "key_alias": lambda user: user.get("key_alias") or user.get("user_id"),
+    "name": lambda user: user.get("name") or user.get("user_id"),
+}
+# A team entry: TeamArgs' names but the credentials, and `name` (default: the team_id).
+TEAM_INPUTS: dict[str, f.Field] = {
+    **{field.name: field for field in TEAM_FIELDS if field.name not in ("url", "token")},
+    "name": f.Field("name", f.text()),
+}
+MODULE_DEFAULTS = {field.name: field.default for field in dataclasses.fields(UserWithKeyArgs)}
+TEAM_UNIQUE: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "team_id": lambda team: team.get("team_id"),
+    "name": lambda team: team.get("name") or team.get("team_id"),
+}
 
 
 def resource_name(entry: dict[str, Any]) -> str:
     return entry.get("name") or entry.get("user_id") or entry["team_id"]
 
 
-def entries(value: Any, key: str, accepted: set[str], what: str) -> list[dict[str, Any]]:
-    """A config list of objects whose names are all `accepted`; errors name the entry."""
-    if not isinstance(value, list):
-        raise ValueError(f"{key} must be a list of objects with {what}")
-    for index, entry in enumerate(value):
+def where(key: str, index: int, entry: Any, label: str) -> str:
+    """`litellm:users[3] (user_id 'carol')`: an entry of a config list, by index and by its own name."""
+    named = isinstance(entry, dict) and isinstance(entry.get(label), str)
+    return f"{key}[{index}]" + (f" ({label} {entry[label]!r})" if named else "")
+
+
+def entry_errors(key: str, entries: Any, table: Mapping[str, f.Field], label: str) -> list[str]:
+    """Every problem of a config list (`litellm:users`, ...), each naming its entry:
+    `litellm:users[3] (user_id 'carol'): max_budget must be a number >= 0; got -5`."""
+    if not isinstance(entries, list):
+        return [f"{key} must be a list of objects with these names: {', '.join(sorted(table))}"]
+    errors = []
+    for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise ValueError(f"{key}[{index}] must be an object with {what}")
-        unknown = sorted(set(entry) - accepted)
-        if unknown:
-            raise ValueError(f"{key}[{index}]: unknown input {', '.join(unknown)}; accepted: {', '.join(sorted(accepted))}")
-    return value
+            errors.append(f"{key}[{index}] must be an object with these names: {', '.join(sorted(table))}")
+            continue
+        errors += [f"{where(key, index, entry, label)}: {problem}" for problem in f.problems(table, entry)]
+    return errors
 
 
-def claim(seen: dict[str, dict[Any, int]], key: str, index: int, identities: dict[str, Any]) -> None:
-    """Record an entry's identities; one an earlier entry holds is an error naming both entries."""
-    for name, value in identities.items():
-        taken = seen.setdefault(name, {})
-        if value in taken:
-            raise ValueError(
-                f"{key}[{index}].{name} {value!r} is already used by {key}[{taken[value]}]; "
-                f"each {name} must be unique in the stack (LiteLLM rejects duplicates at apply time)"
-            )
-        taken[value] = index
+def collisions(key: str, entries: list[Any], unique: Mapping[str, Callable[[dict[str, Any]], Any]], label: str) -> list[str]:
+    """Entries that share an identity LiteLLM requires to be unique: it would refuse them only at apply time."""
+    errors: list[str] = []
+    seen: dict[str, dict[str, int]] = {name: {} for name in unique}
+    for index, entry in enumerate(entries):
+        reported = set()  # one message per entry and clash: a user_id twice is not also a key_alias twice
+        for name, identity in unique.items():
+            value = identity(entry) if isinstance(entry, dict) else None
+            if not isinstance(value, str) or not value.strip():
+                continue
+            if value in seen[name] and (value, seen[name][value]) not in reported:
+                reported.add((value, seen[name][value]))
+                errors.append(
+                    f"{where(key, index, entry, label)}: {name} {value!r} is already used by {key}[{seen[name][value]}]; "
+                    f"each {name} must be unique in the stack (LiteLLM rejects duplicates at apply time)"
+                )
+            seen[name].setdefault(value, index)
+    return errors
 
 
-def validate_teams(teams: Any) -> list[dict[str, Any]]:
-    """Stop at preview what LiteLLM would only reject at apply time: unknown input names, a missing
-    team_id, and two teams with the same team_id (or name) in one stack."""
-    seen: dict[str, dict[Any, int]] = {}
-    for index, team in enumerate(entries(teams, "litellm:teams", TEAM_KEYS, "TeamArgs' names (team_id required)")):
-        where = f"litellm:teams[{index}]"
-        for name in ("team_id", "name"):
-            if (name == "team_id" or name in team) and (not isinstance(team.get(name), str) or not team[name].strip()):
-                raise ValueError(f"{where}.{name} must be a non-blank string" + (" (required)" if name == "team_id" else ""))
-        claim(seen, "litellm:teams", index, {"team_id": team["team_id"], "name": resource_name(team)})
-    return teams
+def user_errors(users: Any) -> list[str]:
+    errors = entry_errors("litellm:users", users, USER_INPUTS, "user_id")
+    return errors + (collisions("litellm:users", users, UNIQUE, "user_id") if isinstance(users, list) else [])
+
+
+def report(errors: list[str]) -> str:
+    """One message for every error of the config, so a single run shows them all."""
+    if len(errors) == 1:
+        return errors[0]
+    return f"{len(errors)} errors in the stack config:\n" + "\n".join(f"  {error}" for error in errors)
 
 
 def validate_users(users: Any) -> list[dict[str, Any]]:
-    """Stop at preview what LiteLLM would only reject at apply time: unknown input names, and two users
-    with the same user_id, email (case-insensitive) or key alias in one stack."""
-    seen: dict[str, dict[Any, int]] = {}
-    for index, user in enumerate(entries(users, "litellm:users", USER_KEYS, "the module's input names")):
-        where = f"litellm:users[{index}]"
-        for name in ("user_id", "user_email"):
-            if not isinstance(user.get(name), str) or not user[name].strip():
-                raise ValueError(f"{where}.{name} is required (a non-blank string)")
-        if "name" in user and (not isinstance(user["name"], str) or not user["name"].strip()):
-            raise ValueError(f"{where}.name must be a non-blank string (it defaults to the user_id)")
-        claim(seen, "litellm:users", index, {
-            "user_id": user["user_id"],
-            "user_email": user["user_email"].lower(),
-            "key_alias": user.get("key_alias") or user["user_id"],
-            "name": resource_name(user),
-        })
+    """Stop at preview what LiteLLM would only reject at apply time: unknown input names, bad values, and
+    two users with the same user_id, email (case-insensitive) or key alias in one stack; every one at once."""
+    errors = user_errors(users)
+    if errors:
+        raise ValueError(report(errors))
     return users
 
 
-def validate_team_keys(teams: list[dict[str, Any]], users: list[dict[str, Any]]) -> None:
-    """LiteLLM moves a key into a team (/key/update: an auto-created key, a changed team_id) only when the
-    key's user is a member of the team and the key's limits are within the team's (403 otherwise): stop at
-    preview a key of a stack team whose user is not in it or whose limits are above the team's."""
-    by_id = {team["team_id"]: team for team in teams}
-    defaults = {f.name: f.default for f in dataclasses.fields(UserWithKeyArgs) if f.name in ("tpm_limit", "rpm_limit")}
+def team_errors(teams: Any) -> list[str]:
+    errors = entry_errors("litellm:teams", teams, TEAM_INPUTS, "team_id")
+    return errors + (collisions("litellm:teams", teams, TEAM_UNIQUE, "team_id") if isinstance(teams, list) else [])
+
+
+def validate_teams(teams: Any) -> list[dict[str, Any]]:
+    """Stop at preview bad `litellm:teams` entries and two teams with the same team_id; every one at once."""
+    errors = team_errors(teams)
+    if errors:
+        raise ValueError(report(errors))
+    return teams
+
+
+def team_key_errors(teams: Any, users: Any) -> list[str]:
+    """LiteLLM puts a key into a team with /key/update (an auto-created key, a changed team_id) only when the
+    key's user is a member of the team and the key's limits are within the team's (403 otherwise): a key in
+    a team of the stack whose user is not in it, or whose tpm/rpm limit is above the team's, is an error."""
+    if not isinstance(teams, list) or not isinstance(users, list):
+        return []
+    by_id = {team.get("team_id"): team for team in teams if isinstance(team, dict)}
+    errors = []
     for index, user in enumerate(users):
-        team = by_id.get(user.get("team_id")) if isinstance(user.get("team_id"), str) else None
+        team = by_id.get(user.get("team_id")) if isinstance(user, dict) and isinstance(user.get("team_id"), str) else None
         if team is None:
             continue
-        where = f"litellm:users[{index}] (user_id {user['user_id']!r})"
-        if team["team_id"] not in (user.get("teams") or []):
-            raise ValueError(
-                f"{where}: the key's team_id {team['team_id']!r} is a team of this stack the user is not a member "
-                f"of; add {team['team_id']!r} to the user's teams (LiteLLM refuses to put a key in a team its "
-                "user is not in)"
-            )
-        for limit, default in defaults.items():
-            mine, cap = user.get(limit, default), team.get(limit)
+        at, team_id = where("litellm:users", index, user, "user_id"), team["team_id"]
+        if team_id not in (user.get("teams") or []):
+            errors.append(f"{at}: the key's team_id {team_id!r} is a team of this stack the user is not a member of; "
+                          f"add {team_id!r} to the user's teams (LiteLLM refuses to put a key in a team its user is not in)")
+        for limit in ("tpm_limit", "rpm_limit"):
+            mine, cap = user.get(limit, MODULE_DEFAULTS[limit]), team.get(limit)
             if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mine, cap)) and mine > cap:
-                raise ValueError(
-                    f"{where}: the key's {limit} {mine} is above its team {team['team_id']!r}'s {limit} {cap}; "
-                    f"set the user's {limit} to at most {cap} (LiteLLM refuses a key above its team's limits)"
-                )
+                errors.append(f"{at}: the key's {limit} {mine} is above its team {team_id!r}'s {limit} {cap}; set the "
+                              f"user's {limit} to at most {cap} (LiteLLM refuses a key above its team's limits)")
+    return errors
+
+
+def validate_team_keys(teams: Any, users: Any) -> None:
+    errors = team_key_errors(teams, users)
+    if errors:
+        raise ValueError(report(errors))
+
+
+def config_errors(url: Any, users: Any, teams: Any = None) -> list[str]:
+    """Every error of the stack's config as this program reads it (the token aside: a secret it never shows)."""
+    errors = [] if url else ["set litellm:url (pulumi config set litellm:url http://host:4000) or LITELLM_URL"]
+    errors += f.problems({"litellm:url": INPUTS["url"]}, {"litellm:url": url}) if url else []
+    teams = [] if teams is None else teams
+    return errors + team_errors(teams) + user_errors(users) + team_key_errors(teams, users)
 
 
 def main() -> None:
@@ -124,13 +176,13 @@ def main() -> None:
     token = config.get_secret("token") or (
         pulumi.Output.secret(os.environ["LITELLM_MASTER_KEY"]) if os.environ.get("LITELLM_MASTER_KEY") else None
     )
-    if not url:
-        raise ValueError("set litellm:url (pulumi config set litellm:url http://host:4000) or LITELLM_URL")
+    users = config.get_object("users") or []
+    team_entries = config.get_object("teams") or []
+    errors = config_errors(url, users, team_entries)
     if token is None:
-        raise ValueError("set litellm:token (pulumi config set --secret litellm:token sk-...) or LITELLM_MASTER_KEY")
-    team_entries = validate_teams(config.get_object("teams") or [])
-    users = validate_users(config.get_object("users") or [])
-    validate_team_keys(team_entries, users)
+        errors.insert(0, "set litellm:token (pulumi config set --secret litellm:token sk-...) or LITELLM_MASTER_KEY")
+    if errors:
+        raise ValueError(report(errors))
     teams: dict[str, Team] = {}
     for team in team_entries:
         inputs = {key: value for key, value in team.items() if key != "name"}
@@ -150,4 +202,5 @@ def main() -> None:
             pulumi.export(f"{resource_name(user)}_{output}", getattr(managed, output))
 
 
-main()
+if __name__ == "__main__":  # the language host runs the program as __main__; scripts/check imports it
+    main()

@@ -14,12 +14,10 @@ from typing import Any, Callable
 
 import pulumi
 
+from benchmarks.stats import STEP_TITLES, STEPS
 from harness import Stack
 from providers import LiteLLMClient, Team, TeamArgs, TeamMember, TeamMemberArgs
 from support.passthrough import PassThrough
-
-STEPS = ("preview", "up", "noop-preview", "noop-up", "refresh", "change-up", "destroy")
-
 
 def program() -> None:
     """Teams and memberships declared directly (config `litellm:bench`: {"teams": [...], "members": [...]})."""
@@ -82,12 +80,8 @@ def measure(url: str, token: str, api: LiteLLMClient, prefix: str, n_teams: int,
             "membership": {s: (both[s] - alone[s]) / len(members) for s in STEPS}}
 
 
-TITLES = {"preview": "preview (new stack)", "up": "up (create)", "noop-preview": "no-op preview",
-          "noop-up": "no-op up", "refresh": "refresh", "change-up": "one-field change + up", "destroy": "destroy"}
-
-
 def table(result: dict[str, dict[str, float]]) -> str:
     lines = ["| step | proxy calls / team | proxy calls / membership |", "|---|---|---|"]
     for step in STEPS:
-        lines.append(f"| teams: {TITLES[step]} | {result['team'][step]:.2f} | {result['membership'][step]:.2f} |")
+        lines.append(f"| teams: {STEP_TITLES[step]} | {result['team'][step]:.2f} | {result['membership'][step]:.2f} |")
     return "\n".join(lines)

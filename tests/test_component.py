@@ -174,9 +174,9 @@ def test_provider_is_pickled_by_reference_and_small(monitor: RecordingMonitor) -
 
 
 def test_plain_bad_values_are_rejected_naming_the_module_input(monitor: RecordingMonitor) -> None:
-    with pytest.raises(ValueError, match=r"UserWithKeyArgs\.user_max_budget must be a number >= 0; got -1"):
+    with pytest.raises(ValueError, match=r"^UserWithKey 'alice': user_max_budget must be a number >= 0; got -1$"):
         make(user_max_budget=-1)
-    with pytest.raises(ValueError, match=r"UserWithKeyArgs\.duration must be a LiteLLM duration"):
+    with pytest.raises(ValueError, match=r"^UserWithKey 'alice': duration must be a LiteLLM duration"):
         make(duration="forever")
 
 
@@ -203,6 +203,6 @@ def test_teams_make_one_membership_each_and_the_key_waits_for_them(monitor: Reco
 
 @pytest.mark.parametrize("teams", ["red", [""], ["red", "red"], [7]])
 def test_bad_teams_are_refused_at_construction(monitor: RecordingMonitor, teams: Any) -> None:
-    with pytest.raises(ValueError, match=r"^UserWithKeyArgs.teams must be a list of distinct team ids"):
+    with pytest.raises(ValueError, match=r"^UserWithKey 'alice': teams must be a list of distinct team ids"):
         make(teams=teams)
     assert not [r for r in monitor.requests if r.type.startswith("pulumi-python:dynamic")]
