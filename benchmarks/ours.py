@@ -25,10 +25,10 @@ class _TimedStack(Stack):
 
     checkpoint_seconds = 0.0
 
-    def _save(self, resources: Any) -> None:
+    def _save(self, resources: Any, config: Any) -> None:
         started = time.perf_counter()
         try:
-            super()._save(resources)
+            super()._save(resources, config)
         finally:
             self.checkpoint_seconds += time.perf_counter() - started
 

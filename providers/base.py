@@ -2,8 +2,9 @@
 
 The provider objects are pickled by reference into every resource's `__provider` property, so they carry
 no state: no session, no token. Credentials come from the resource's own properties, except that read and
-delete prefer the stack's current `litellm:url`/`litellm:token` (given to the plugin by Configure) so that a
-destroy after a token rotation uses the current token, not the one saved in state.
+delete prefer the `litellm:url`/`litellm:token` the engine configured the plugin with (Configure): the
+current config for up and preview, the config of the last up for refresh and destroy (which run no program).
+So after a rotation applied by an `up`, refresh and destroy never need the token saved in older state.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ class ChangeSet(DiffResult):
     """A DiffResult that also names the changed properties (the plugin protocol drops them; tests and
     the README's preview examples read them)."""
 
-    def __init__(self, diffs: list[str], replaces: list[str], stables: list[str]) -> None:
+    def __init__(self, diffs: list[str], replaces: list[str], stables: list[str], delete_before_replace: bool) -> None:
         super().__init__(
-            changes=bool(diffs), replaces=replaces, stables=stables, delete_before_replace=bool(replaces)
+            changes=bool(diffs), replaces=replaces, stables=stables, delete_before_replace=delete_before_replace
         )
         self.diffs = diffs
 
@@ -56,7 +57,16 @@ class LiteLLMProvider(ResourceProvider):
         names = fields.changed(self.FIELDS, olds, news)
         replaces = [f.name for f in self.FIELDS if f.replaces and f.name in names]
         stables = [f.name for f in self.FIELDS if f.replaces and f.name not in names]
-        return ChangeSet(names, replaces, stables)
+        return ChangeSet(names, replaces, stables, self.delete_before_replace(replaces))
+
+    def delete_before_replace(self, replaces: list[str]) -> bool:
+        """How a replacement must go, answered on EVERY Diff: the engine also replaces a resource left
+        pending replacement by a failed run, whatever Diff says, and takes the order from this answer.
+
+        By default: delete first when no identity field changed (a forced replacement), because the new
+        object takes the old id, and deleting the old one afterwards would delete the new one. When the
+        identity changed, create first (the engine then deletes the old object at the end of the run)."""
+        return not replaces
 
     @classmethod
     def field(cls, name: str) -> fields.Field:
@@ -103,10 +113,10 @@ def client_for(props: Mapping[str, Any]) -> LiteLLMClient:
 
 
 def current_client_for(props: Mapping[str, Any], follow_url: bool = False) -> LiteLLMClient:
-    """A client for read and delete, whose props are the state's: the stack's current token wins when it
-    is for the same proxy, so a rotated (and revoked) token saved in state is never needed again. With
-    `follow_url` (read), the stack's configured url and token win outright: after `litellm:url` changed,
-    a refresh asks the new proxy, and drops what is not there so that `up` creates it."""
+    """A client for read and delete, whose props are the state's: the configured token wins when it is for
+    the same proxy, so a token saved in state before the last `up` is not needed once it is revoked. With
+    `follow_url` (read), the configured url and token win outright: after `litellm:url` changed, a refresh
+    asks the new proxy, and drops what is not there so that `up` creates it."""
     url = fields.unwrap_secret(props["url"]).rstrip("/")
     token = fields.unwrap_secret(props["token"])
     if follow_url and _stack_config.get("url") and _stack_config.get("token"):

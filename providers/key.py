@@ -58,6 +58,12 @@ class KeyProvider(LiteLLMProvider):
             news = {**news, "key_alias": user_id}  # as the module does (unknown at preview stays unknown)
         return super().check(olds, news)
 
+    def delete_before_replace(self, replaces: list[str]) -> bool:
+        """Create first, except for a user_id change: a Key's id is its hash, new at every create, so the
+        new key never takes the old id; but its alias is unique across the proxy, and the old key, another
+        user's, holds it until it is deleted."""
+        return bool(replaces)
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_for(props)
         raw: str | None = props.get("existing_key")
@@ -73,7 +79,9 @@ class KeyProvider(LiteLLMProvider):
                 raw = None
         if not raw:
             raw, response = self._generate(client, props)
-        key_hash = token_hash(raw) if raw else response["token"]
+        key_hash = token_hash(raw) if raw else response.get("token")
+        if not key_hash:  # the engine rejects an empty id, and a key with no id could never be deleted
+            raise LiteLLMError("create key", f"the proxy did not say which key has alias {props['key_alias']!r}")
         return CreateResult(key_hash, _outputs(props, raw, response, read_back(client.key_info, key_hash)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:

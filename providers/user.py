@@ -55,6 +55,11 @@ class UserProvider(LiteLLMProvider):
             result.failures.append(CheckFailure("models", EMPTIED_MODELS))
         return result
 
+    def delete_before_replace(self, replaces: list[str]) -> bool:
+        """Always: a User's id is its user_id (a forced replacement reuses it), and LiteLLM keeps
+        user_email unique, so the old user must be gone before a new user_id can take its email."""
+        return True
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_for(props)
         request = f.body(USER_FIELDS, props)

@@ -340,7 +340,7 @@ def test_out_of_band_edits_and_deletes_are_found_by_refresh_and_undone_by_up(sta
                                                                  "metadata": {"edited": True}})
     tap.reset()
     refresh = stack.refresh()
-    assert refresh.methods() == {"GetPluginInfo", "Configure", "Read"}
+    assert refresh.methods() == {"GetPluginInfo", "Configure", "Read", "Diff"}  # the engine diffs after Read
     assert calls(tap) == Counter({"GET /user/info": 2, "GET /key/info": 2})  # 2 per UserWithKey
     for s in users:
         uid = s["user_id"]
@@ -391,10 +391,10 @@ def admin_keys(api: LiteLLMClient, unique: str) -> Iterator[list[str]]:
         api.user_delete(admin)
 
 
-def test_token_rotation_then_destroy_with_the_new_token_after_the_old_ones_are_revoked(
-    stacks, tap, api, admin_keys, unique
-):
-    token_a, token_b, token_c = admin_keys
+def test_token_rotation_in_the_documented_order_set_up_then_revoke(stacks, tap, api, admin_keys, unique):
+    """README, "Token rotation": set the new token, `pulumi up`, then revoke the old one. refresh and
+    destroy run no program: the engine configures the plugin with the config saved at the last up."""
+    token_a, token_b, _ = admin_keys
     users = [spec(f"{unique}a"), spec(f"{unique}b", auto=True, metadata={})]
     stack = stacks(users, token=token_a)
     stack.up()
@@ -406,14 +406,11 @@ def test_token_rotation_then_destroy_with_the_new_token_after_the_old_ones_are_r
     assert {op for key, op in up.ops().items() if not key.startswith("UserWithKey")} == {"update"}
     assert tap.count() == 0
     assert {strip_secrets(r.inputs["token"]) for r in stack.resources() if r.custom} == {token_b}
-    api.key_delete(token_hash(token_a))  # A is revoked
-    refresh = stack.refresh()  # reads with the current token
-    assert {s.op for s in refresh.steps} <= {"same", "update"} and len(refresh.steps) == 4
+    api.key_delete(token_hash(token_a))  # A is revoked, after the up
+    refresh = stack.refresh()
+    assert {s.op for s in refresh.steps} == {"same"} and len(refresh.steps) == 4
+    assert all(c.status == 200 for c in tap.calls)
 
-    # Rotate to C without an up (the state still holds B), revoke B, destroy: the stack's current token
-    # is used, so the revoked one saved in state is never needed.
-    stack.config["litellm:token"] = token_c
-    api.key_delete(token_hash(token_b))
     tap.reset()
     destroy = stack.destroy()
     assert {s.op for s in destroy.steps} == {"delete"}
@@ -423,6 +420,32 @@ def test_token_rotation_then_destroy_with_the_new_token_after_the_old_ones_are_r
         assert not user_exists(api, s["user_id"]) and keys_of(api, s["user_id"]) == []
     assert stack.resources() == []
     assert stack.plaintext_secrets(extra=admin_keys) == []
+
+
+def test_a_token_revoked_before_the_up_fails_refresh_and_destroy_until_run_program(
+    stacks, tap, api, admin_keys, unique
+):
+    """The wrong order: the new token is set but not applied by an up, and the old one is revoked. The
+    engine configures refresh and destroy from the state (the revoked token), so both fail with 401 and
+    change nothing; `--run-program` configures the plugin from the current config, and works."""
+    token_a, token_b, _ = admin_keys
+    users = [spec(f"{unique}a")]
+    stack = stacks(users, token=token_a)
+    stack.up()
+    stack.config["litellm:token"] = token_b
+    api.key_delete(token_hash(token_a))
+
+    with pytest.raises(PluginError, match="HTTP 401"):
+        stack.refresh()
+    with pytest.raises((PluginError, EngineError), match="HTTP 401"):
+        stack.destroy()
+    assert user_exists(api, users[0]["user_id"])  # nothing was lost, nothing deleted
+    assert len([r for r in stack.resources() if r.custom]) == 2
+
+    stack.refresh(run_program=True)
+    stack.destroy(run_program=True)
+    assert not user_exists(api, users[0]["user_id"]) and keys_of(api, users[0]["user_id"]) == []
+    assert stack.resources() == []
 
 
 def test_a_user_removed_from_the_config_is_deleted_by_up_and_only_that_user(stacks, tap, api, unique):

@@ -1,55 +1,48 @@
-"""A stand-in for the Pulumi engine's side of `pulumi preview / up / refresh / destroy`, for tests and
-benchmarks only (the pulumi CLI is not needed and never used).
+"""A stand-in for the Pulumi engine's side of `pulumi preview / up / refresh / destroy / import`, for tests
+and benchmarks only (the pulumi CLI is not needed and never used).
 
     stack = Stack(tmp_path, {"litellm:url": url, "litellm:token": token, "litellm:users": [...]})
     stack.preview(); stack.up(); stack.refresh(); stack.destroy()
     stack.outputs, stack.secret_outputs, stack.plaintext_secrets(), stack.state_file
 
-Every operation starts the real dynamic-provider plugin (`python -u -m pulumi.dynamic`, cwd = the project
-root, a clean environment), calls GetPluginInfo, then Configure with the whole stack config, and stops the
-plugin at the end. `preview` and `up` run the program (`__main__.py`, or any callable using the
-components) in this process under the SDK's mock runtime; each registration is a step, in the engine's
-order: Check (olds = old inputs, {} on create) -> Diff (olds = old outputs) -> Create / Update / nothing.
-Outputs go back to the program, so dependent resources see what the plugin really returned.
+It follows the engine's own code (github.com/pulumi/pulumi v3.260, pkg/resource/deploy/: step_generator.go,
+step.go, step_executor.go, deployment.go, target.go); docs/engine-fidelity.md maps each behaviour to the
+engine function it follows and the test that covers it. In short:
 
-Reproduced (each is a way dynamic providers break that mocks and direct calls never show):
-- the provider travels only as the pickled `__provider` string and is unpickled in another process,
-  whose cwd is the project root, with no LITELLM_* variables and no stack config at import time;
-- Configure gets the whole stack config as the engine sends it to dynamic providers (`project:key`
-  names, every value a string, secrets wrapped, acceptSecrets=true); the plugin answers
-  acceptSecrets=false, so from then on every secret is stripped before it is sent;
-- every value crosses protobuf Structs: numbers arrive as floats (300 -> 300.0);
-- preview: Check and Diff only, values not known yet sent as the unknown sentinel; a resource being
-  created or updated hands the program its checked inputs (so its other outputs are unknown), an
-  unchanged one its old outputs;
-- Diff, Update, Read and Delete get the OLD OUTPUTS; Update and Delete also get old_inputs;
-- outputs are re-marked secret only where an input of the same name held a secret (the engine's
-  annotateSecrets), then the registration's additionalSecretOutputs are applied;
-- the plugin's answers are taken as they come: Update replaces all outputs (what `update` does not return
-  is gone), DiffResponse has no `stables` and no `diffs` from this plugin, Read's empty id means gone
-  (the resource leaves the state), Read's outputs replace the old ones;
-- replacement: delete-before-replace first deletes the dependents whose Diff, with the inputs that depend
-  on the replaced resource set unknown, asks for replacement (the engine's dependent replacements), then
-  the old resource, then creates; create-before-delete deletes the old one at the end;
-- resources the program no longer declares are deleted after the program ends, dependents and children
-  before what they depend on (a preview lists those deletes); destroy deletes everything in that order;
-- the state is saved after every step that changes it (the engine elides the checkpoint of an unchanged
-  `same` step), as a stack checkpoint is, with secrets stored as ciphertext; a
-  failed `up` keeps what was done.
+- Plugin: every operation starts the real dynamic-provider plugin (`python -u -m pulumi.dynamic`, cwd = the
+  project root, the caller's environment as the plugin inherits `pulumi`'s), calls GetPluginInfo, then
+  Configure with the whole stack config (target.go GetPackageConfig: `project:key` names, strings, secrets
+  wrapped). preview/up configure it from the current config and save that config in the state; refresh and
+  destroy run no program and configure it from the config saved at the last up (`run_program=True`: the
+  current one, as `--run-program`). The plugin answers acceptSecrets=false, so secrets are stripped on the wire.
+- Program: preview and up run the program (`__main__.py` or a callable) in this process under the SDK's mock
+  runtime; each registration is a step, run as it arrives (up to `parallel` at once, default 4 x cores):
+  Check (olds = old inputs) -> Diff (olds = old outputs) -> Create / Update / Same / Replace.
+- Replace (continueStepsFromDiff): when Diff asks for it, or always for a resource left pending replacement.
+  A second Check runs with no olds. Delete-before-replace (Diff's deleteBeforeReplace) first deletes the
+  dependents whose Diff, with the inputs that depend on the replaced resource unknown, asks for replacement
+  (calculateDependentReplacements), dependents first, then the resource unless it is already pending
+  replacement; each stays in the state marked `pending_replacement` until its create succeeds. Create-before-
+  delete creates the new one and keeps the old one in the state marked `delete`; it is deleted after all
+  creates and updates (GenerateDeletes), or by the next up if this one fails.
+- Deletes at the end of an up: the condemned (`delete`) entries and what the program no longer declares, in
+  reverse dependency order, in parallel; a pending-replacement entry nobody declares is dropped without a
+  Delete (RemovePendingReplaceStep). Destroy does the same for the whole state.
+- Refresh: Read (properties = old outputs, inputs = old inputs; an empty id means gone), then Diff with the
+  refreshed outputs as olds and the inputs as news: DIFF_NONE reports the resource unchanged (RefreshStep).
+- Failures: a Check failure bails (preview too); the first failed step cancels the steps not started
+  (stepExecutor.cancel) and skips the deletes; what was done is saved. Create must return an id.
+- Secrets: outputs are re-marked secret where an input of the same name held a secret (annotateSecrets), and
+  the registration's additionalSecretOutputs are applied on every step with a new state, `same` included.
+- Import (`pulumi import`, the `import_` option): Read with an id and no properties, which the Python plugin
+  cannot serve (it needs `__provider` from the properties).
+- Values cross protobuf Structs (numbers arrive as floats; null map entries dropped); the state is saved
+  after every step that changes it, secrets as (base64) ciphertext.
 
-Parallelism: `Stack(..., parallel=P)` runs at most P steps at once (`pulumi up --parallel P`): a limit on
-the program's concurrent registrations in preview/up, and P workers for refresh and for destroy (which
-deletes a resource only once nothing left depends on it). Without it, preview/up run as many steps as the
-program registers at once and refresh/destroy go one by one. Either way the Python plugin serves at most 4
-calls at once (its gRPC server has 4 workers), as under the real engine. `Result.plugin_usage` has the
-plugin process's CPU time (start-up apart) and peak memory, read from /proc before it is stopped.
-
-Not reproduced: the CLI and its output formatting; custom timeouts, retries of failed
-steps, cancellation; explicit provider resources, aliases, protect, ignoreChanges, replaceOnChanges,
-retainOnDelete, import/`Resource.get`, transforms and hooks; policy packs; `refresh --run-program` and
-`up --refresh` (call refresh() then up()); diffs in the CLI's format;
-real encryption of secrets (the ciphertext is base64); the engine's own diff of old and new inputs is
-only reported (Step.changed), never used to decide, because these providers always answer Diff.
+Not reproduced: the CLI and its output; custom timeouts, step retries, cancellation by signal; explicit
+provider resources, aliases, protect, ignoreChanges, replaceOnChanges, retainOnDelete, `Resource.get`,
+transforms, hooks; policy packs; `up --refresh`; real encryption of secrets; the engine's legacy input diff
+for DIFF_UNKNOWN (these providers always answer Diff).
 """
 
 from __future__ import annotations
@@ -64,7 +57,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from .plugin import Plugin, PluginError, clean_env
+from .plugin import Plugin, PluginError
 from .program import STACK_TYPE, EngineMonitor, Registration, main_program, run_program
 from .values import (
     SECRET_SIG,
@@ -76,11 +69,13 @@ from .values import (
     decrypt,
     encrypt,
     is_secret,
+    secret,
     strip_secrets,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW_KEY = re.compile(r"sk-[A-Za-z0-9_\-]{16,}")  # a whole LiteLLM key; "sk-...abcd" key names do not match
+DEFAULT_PARALLEL = 4 * (os.cpu_count() or 1)  # the engine's default --parallel: 4 x GOMAXPROCS
 
 
 class EngineError(Exception):
@@ -91,9 +86,19 @@ class EngineError(Exception):
         self.result = result
 
 
+class _Cancelled(Exception):
+    """A step not started because an earlier one failed (the engine's stepExecutor.cancel)."""
+
+
 @dataclasses.dataclass
 class Resource:
-    """One resource in the state, values in wire form (secrets wrapped)."""
+    """One resource in the state, values in wire form (secrets wrapped).
+
+    pending_replacement: deleted by a delete-before-replace whose create has not succeeded yet (the engine's
+      PendingReplacement): the next up replaces it whatever Diff says, and never deletes it again.
+    delete: the old half of a create-before-delete replacement, to be deleted at the end of a run (the
+      engine's Delete flag); it shares its URN with the live resource that replaced it.
+    """
 
     urn: str
     type: str
@@ -105,6 +110,8 @@ class Resource:
     dependencies: list[str] = dataclasses.field(default_factory=list)
     property_dependencies: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     additional_secret_outputs: list[str] = dataclasses.field(default_factory=list)
+    pending_replacement: bool = False
+    delete: bool = False
 
     @property
     def name(self) -> str:
@@ -121,7 +128,9 @@ class Resource:
 class Step:
     """What the engine did (or, in preview, would do) with one resource.
 
-    op: create, same, update, replace, delete (and, in refresh, same/update/delete for drift and gone).
+    op: create, same, update, replace, delete, delete-replaced (the old half of a replacement, or a dependent
+      deleted for a delete-before-replace; the engine's OpDeleteReplaced), and in refresh same/update/delete
+      for no drift, drift and gone.
     changed: top-level input names whose old and new values differ (outputs, for refresh): what the CLI
       shows for a provider that returns no detailed diff, as the Python plugin never does.
     replaces: the properties the provider said force a replacement.
@@ -148,14 +157,19 @@ class Result:
     plugin_usage: Optional["PluginUsage"] = None  # the plugin process's CPU and memory (Linux)
 
     def ops(self) -> dict[str, str]:
-        """{"User/alice": "update", ...} for every resource except the stack itself."""
-        return {s.key: s.op for s in self.steps if s.type != STACK_TYPE}
+        """{"User/alice": "update", ...} for every resource except the stack itself (a replacement's
+        delete-replaced steps are in `steps`)."""
+        return {s.key: s.op for s in self.steps if s.type != STACK_TYPE and s.op != "delete-replaced"}
 
     def step(self, type_name: str, name: str) -> Step:
         return next(s for s in self.steps if s.key == f"{type_name}/{name}")
 
     def methods(self) -> set[str]:
         return {method for method, _ in self.rpcs}
+
+    def calls(self, method: str) -> list[str]:
+        """The URNs the plugin got `method` for, in order."""
+        return [urn for m, urn in self.rpcs if m == method]
 
 
 def _as_config_string(value: Any) -> str:
@@ -194,8 +208,49 @@ def delete_order(resources: Iterable[Resource]) -> list[Resource]:
     return order
 
 
+def _remove(items: list[Resource], item: Resource) -> None:
+    """Remove that very entry (two entries of a replacement can be equal in every field but the flags)."""
+    del items[next(i for i, x in enumerate(items) if x is item)]
+
+
+def _deleted_by_provider(resource: Resource) -> bool:
+    """A condemned entry gets a Delete (DeleteStep), even one already deleted; a pending replacement that is
+    not condemned is only dropped from the state (RemovePendingReplaceStep)."""
+    return resource.custom and (resource.delete or not resource.pending_replacement)
+
+
+def in_delete_order(resources: list[Resource], fn: Callable[[Resource], None], parallel: int) -> None:
+    """`fn` on every resource, up to `parallel` at once, each only once nothing left depends on it (the
+    engine's ScheduleDeletes). The first failure stops it: what is not started is not done."""
+    remaining = list(resources)
+    running: dict[Future[None], Resource] = {}
+    failure: Optional[BaseException] = None
+    with ThreadPoolExecutor(parallel) as pool:
+        while remaining or running:
+            if failure is None:
+                for resource in list(remaining):
+                    if len(running) >= parallel:
+                        break
+                    needed = any(resource.urn in other.depends_on() for other in [*remaining, *running.values()]
+                                 if other.urn != resource.urn)
+                    if not needed:
+                        _remove(remaining, resource)
+                        running[pool.submit(fn, resource)] = resource
+                if not running:
+                    raise RuntimeError("dependency cycle in the state")
+            elif not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                del running[future]
+                if future.exception() is not None and failure is None:
+                    failure = future.exception()
+    if failure is not None:
+        raise failure
+
+
 class Stack:
-    """A stack: its config, its state file, and the four operations."""
+    """A stack: its config, its state file, and the operations."""
 
     def __init__(
         self,
@@ -211,103 +266,101 @@ class Stack:
     ) -> None:
         if parallel is not None and parallel < 1:
             raise ValueError("parallel must be at least 1")
-        self.parallel = parallel
+        self.parallel = parallel or DEFAULT_PARALLEL
         self.config: dict[str, Any] = dict(config)
         self.secret_keys = set(secret_keys)
         self.project_dir = project_dir
         self.project = _project_name(project_dir)
         self.name = name
         self.program = program or main_program(project_dir)
-        self.plugin_env = dict(plugin_env) if plugin_env is not None else clean_env()
+        # The plugin inherits the environment of `pulumi` (LITELLM_*, REQUESTS_CA_BUNDLE, proxies): here, ours.
+        self.plugin_env = dict(plugin_env) if plugin_env is not None else dict(os.environ)
         self.state_file = Path(state_dir) / f"{self.project}.{name}.json"
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------ operations
     def preview(self) -> Result:
-        return self._deploy(preview=True)
+        return _Update(self, preview=True).run()
 
     def up(self) -> Result:
-        return self._deploy(preview=False)
+        return _Update(self, preview=False).run()
 
-    def refresh(self) -> Result:
+    def refresh(self, run_program: bool = False) -> Result:
+        """`pulumi refresh`: the plugin is configured from the config saved at the last up, unless
+        `run_program` (`pulumi refresh --run-program`)."""
         result = Result("refresh")
-        state = self._load()
-        with self._plugin(result) as plugin:
+        entries = self._load()
+        config = self._config_for(run_program)
+        kept = self._saved_config() or config  # what the next destroy uses: refresh does not change it
+        with self._plugin(result, config) as plugin:
 
             def read(resource: Resource) -> None:
                 new_id, outs, inputs = plugin.read(resource.urn, resource.type, resource.name, resource.id,
                                                    resource.outputs, resource.inputs)
                 with self._lock:
                     if not new_id:  # gone: it leaves the state
-                        del state[resource.urn]
+                        _remove(entries, resource)
                         result.steps.append(Step("delete", resource.urn, resource.type))
-                    else:
-                        outs = self._secret_outputs(outs, resource.outputs, resource.additional_secret_outputs)
-                        changed = input_changes(resource.outputs, outs)
-                        resource.id, resource.outputs = new_id, outs
-                        if inputs is not None:
-                            resource.inputs = annotate_secrets(inputs, resource.inputs)
-                        result.steps.append(
-                            Step("update" if changed else "same", resource.urn, resource.type, changed))
-                    self._save(list(state.values()))
+                        self._save(entries, kept)
+                        return
+                outs = self._secret_outputs(outs, resource.outputs, resource.additional_secret_outputs)
+                new_inputs = annotate_secrets(inputs, resource.inputs) if inputs is not None else resource.inputs
+                # RefreshStep: the diff an `up` of an unchanged program would show, framed the other way round.
+                diff = plugin.diff(resource.urn, resource.type, resource.name, new_id, outs, resource.inputs,
+                                   new_inputs)
+                changed = input_changes(resource.outputs, outs)
+                drifted = diff.changes if diff.changes is not None else bool(changed)
+                with self._lock:
+                    resource.id, resource.outputs, resource.inputs = new_id, outs, new_inputs
+                    result.steps.append(Step("update" if drifted else "same", resource.urn, resource.type,
+                                             changed, diff.replaces))
+                    self._save(entries, kept)
 
-            custom = [r for r in state.values() if r.custom]
-            if self.parallel is None:
-                for resource in custom:
-                    read(resource)
-            else:
-                with ThreadPoolExecutor(self.parallel) as pool:
-                    for done in [pool.submit(read, r) for r in custom]:
-                        done.result()
+            custom = [r for r in entries if r.custom and not r.delete and not r.pending_replacement]
+            with ThreadPoolExecutor(self.parallel) as pool:
+                for done in [pool.submit(read, r) for r in custom]:
+                    done.result()
         return result
 
-    def destroy(self) -> Result:
+    def destroy(self, run_program: bool = False) -> Result:
+        """`pulumi destroy`: configured like refresh. A resource pending replacement is only dropped."""
         result = Result("destroy")
-        state = self._load()
-        with self._plugin(result) as plugin:
+        entries = self._load()
+        config = self._config_for(run_program)
+        with self._plugin(result, config) as plugin:
 
             def remove(resource: Resource) -> None:
-                if resource.custom:
-                    self._delete(plugin, resource, result)
+                if _deleted_by_provider(resource):
+                    self._delete(plugin, resource)
                 with self._lock:
-                    del state[resource.urn]
-                    if not resource.custom:
-                        result.steps.append(Step("delete", resource.urn, resource.type))
-                    self._save(list(state.values()))
+                    _remove(entries, resource)
+                    result.steps.append(Step("delete", resource.urn, resource.type))
+                    self._save(entries, config)
 
-            if self.parallel is None:
-                for resource in delete_order(state.values()):
-                    remove(resource)
-            else:
-                self._in_delete_order(list(state.values()), remove)
+            in_delete_order(list(entries), remove, self.parallel)
         return result
 
-    def _in_delete_order(self, resources: list[Resource], fn: Callable[[Resource], None]) -> None:
-        """`fn` on every resource, up to `parallel` at once, each only once nothing left depends on it."""
-        assert self.parallel is not None
-        remaining = {r.urn: r for r in resources}
-        running: dict[Future[None], str] = {}
-        with ThreadPoolExecutor(self.parallel) as pool:
-            while remaining:
-                needed = {urn for r in remaining.values() for urn in r.depends_on()}
-                for urn, resource in remaining.items():
-                    if len(running) >= self.parallel:
-                        break
-                    if urn not in needed and urn not in running.values():
-                        running[pool.submit(fn, resource)] = urn
-                if not running:
-                    raise RuntimeError("dependency cycle in the state")
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    del remaining[running.pop(future)]
-                    future.result()  # the first failure stops the destroy, as the engine's does
+    def import_(self, type_token: str, name: str, id_: str) -> Result:
+        """`pulumi import` / the `import_` option: Read with an id and no properties. The Python plugin
+        unpickles the provider from the properties' `__provider`, so this fails before any provider code."""
+        result = Result("import")
+        urn = f"urn:pulumi:{self.name}::{self.project}::{type_token}::{name}"
+        with self._plugin(result, self._current_config()) as plugin:
+            try:
+                plugin.read(urn, type_token, name, id_, {}, {})
+            except PluginError as err:
+                raise EngineError(f"import failed: {err}", result) from None
+        return result
 
     # ---------------------------------------------------------------- reading
     def resources(self) -> list[Resource]:
-        return list(self._load().values())
+        """Every entry of the state, condemned and pending-replacement ones included."""
+        return self._load()
 
     def resource(self, type_name: str, name: str) -> Resource:
-        return next(r for r in self.resources() if r.type.split(":")[-1] == type_name and r.name == name)
+        """The live resource of that name (not the old half of a replacement)."""
+        return next(r for r in self._load()
+                    if r.type.split(":")[-1] == type_name and r.name == name and not r.delete)
 
     @property
     def outputs(self) -> dict[str, Any]:
@@ -333,181 +386,25 @@ class Stack:
                 findings.append(f"{path}: a secret value")
         return findings
 
-    # ---------------------------------------------------------------- deploy
-    def _deploy(self, preview: bool) -> Result:
-        result = Result("preview" if preview else "up")
-        old = self._load()
-        new: dict[str, Resource] = {}
-        gone: dict[str, Resource] = {}  # deleted during this update, by urn
-        replaced_for: dict[str, list[str]] = {}  # dependents deleted for a replacement: their replace keys
-        errors: list[str] = []
-
-        def snapshot() -> None:
-            if not preview:
-                rest = [r for urn, r in old.items() if urn not in new and urn not in gone]
-                self._save([*new.values(), *rest])
-
-        slots = threading.BoundedSemaphore(self.parallel) if self.parallel else contextlib.nullcontext()
-        with self._plugin(result) as plugin:
-
-            def register(reg: Registration) -> tuple[str, Props]:
-                with self._lock:
-                    result.registrations.append(reg)
-                try:
-                    if not reg.custom:
-                        return self._component(reg, old, new, result, preview, snapshot)
-                    with slots:
-                        return self._custom(plugin, reg, old, new, gone, replaced_for, result, preview, snapshot)
-                except (PluginError, EngineError) as err:
-                    errors.append(str(err))
-                    raise
-
-            def register_outputs(urn: str, outputs: Props) -> None:
-                with self._lock:
-                    if not preview and urn in new and new[urn].outputs != outputs:
-                        new[urn].outputs = outputs
-                        snapshot()
-
-            try:
-                result.messages = run_program(
-                    self.program, EngineMonitor(register, register_outputs), project=self.project,
-                    stack=self.name, config=self._config_strings(), secret_keys=self.secret_keys,
-                    preview=preview, root_directory=self.project_dir,
-                )
-            except Exception as err:  # noqa: BLE001 - reported as the engine reports it
-                with self._lock:
-                    snapshot()
-                raise EngineError(f"{result.operation} failed: {'; '.join(errors) or repr(err)}", result) from None
-
-            if preview:  # what an up would delete: listed, not done
-                registered = {reg.urn for reg in result.registrations}
-                for resource in delete_order(r for urn, r in old.items() if urn not in registered):
-                    result.steps.append(Step("delete", resource.urn, resource.type))
-            else:
-                leftovers = [r for urn, r in old.items() if urn not in new and urn not in gone]
-                for resource in delete_order(leftovers):
-                    if resource.custom:
-                        self._delete(plugin, resource, result)
-                    else:
-                        result.steps.append(Step("delete", resource.urn, resource.type))
-                    gone[resource.urn] = resource
-                    snapshot()
-                self._save(new.values())
-        return result
-
-    def _component(self, reg: Registration, old: dict[str, Resource], new: dict[str, Resource], result: Result,
-                   preview: bool, snapshot: Callable[[], None]) -> tuple[str, Props]:
-        prior = old.get(reg.urn)
-        with self._lock:
-            result.steps.append(Step("same" if prior else "create", reg.urn, reg.type))
-            if not preview:
-                record = Resource(reg.urn, reg.type, False, "", reg.parent, reg.inputs,
-                                  prior.outputs if prior else {}, reg.dependencies, reg.property_dependencies)
-                new[reg.urn] = record
-                if record != prior:  # the engine elides the checkpoint of a step that changes nothing
-                    snapshot()
-        return "", reg.inputs
-
-    def _custom(self, plugin: Plugin, reg: Registration, old: dict[str, Resource], new: dict[str, Resource],
-                gone: dict[str, Resource], replaced_for: dict[str, list[str]], result: Result, preview: bool,
-                snapshot: Callable[[], None]) -> tuple[str, Props]:
-        with self._lock:
-            prior = old.get(reg.urn) if reg.urn not in gone else None
-            replaced_earlier = gone.get(reg.urn) if reg.urn in replaced_for else None
-        checked, failures = plugin.check(reg.urn, reg.type, reg.name, prior.inputs if prior else {}, reg.inputs)
-        if failures:
-            raise EngineError(f"{reg.urn}: " + "; ".join(reason for _, reason in failures), result)
-        checked = annotate_secrets(checked, reg.inputs)
-
-        step = Step("create", reg.urn, reg.type)
-        diff = None
-        if prior is not None:
-            diff = plugin.diff(reg.urn, reg.type, reg.name, prior.id, prior.outputs, checked, prior.inputs)
-            step.changed = input_changes(prior.inputs, checked)
-            changes = diff.changes if diff.changes is not None else bool(step.changed)
-            step.op = "replace" if diff.replaces else "update" if changes else "same"
-            step.replaces = diff.replaces
-        elif replaced_earlier is not None:  # deleted above as a dependent of a delete-before-replace
-            step.op, step.replaces = "replace", replaced_for[reg.urn]
-            step.changed = input_changes(replaced_earlier.inputs, checked)
-        with self._lock:
-            result.steps.append(step)
-
-        if preview:
-            if prior is not None and step.op == "same":
-                return prior.id, prior.outputs
-            # A provider without preview support: the engine hands back the checked inputs.
-            return (prior.id if prior is not None and step.op == "update" else ""), checked
-
-        if step.op == "same":
-            id_, outputs = prior.id, prior.outputs
-        elif step.op == "update":
-            outs = plugin.update(reg.urn, reg.type, reg.name, prior.id, prior.outputs, checked, prior.inputs)
-            id_, outputs = prior.id, self._secret_outputs(outs, checked, reg.additional_secret_outputs)
-        else:
-            if prior is not None:  # replace
-                if diff is not None and diff.delete_before_replace:
-                    for dependent, keys in self._dependents_to_replace(plugin, prior, old, gone):
-                        self._delete(plugin, dependent, result, record=False)
-                        with self._lock:
-                            gone[dependent.urn], replaced_for[dependent.urn] = dependent, keys
-                            snapshot()
-                    self._delete(plugin, prior, result, record=False)
-                    with self._lock:
-                        gone[prior.urn] = prior
-                        snapshot()
-                else:
-                    raise EngineError(f"{reg.urn}: create-before-delete replacement is not implemented", result)
-            id_, outs = plugin.create(reg.urn, reg.type, reg.name, checked)
-            outputs = self._secret_outputs(outs, checked, reg.additional_secret_outputs)
-
-        with self._lock:
-            record = Resource(reg.urn, reg.type, True, id_, reg.parent, checked, outputs, reg.dependencies,
-                              reg.property_dependencies, reg.additional_secret_outputs)
-            new[reg.urn] = record
-            if record != prior:  # the engine elides the checkpoint of a step that changes nothing
-                snapshot()
-        return id_, outputs
-
-    def _dependents_to_replace(self, plugin: Plugin, target: Resource, old: dict[str, Resource],
-                               gone: dict[str, Resource]) -> list[tuple[Resource, list[str]]]:
-        """The engine's dependent replacements: a resource whose inputs depend on one being replaced is
-        diffed with those inputs unknown; if that asks for a replacement it is deleted first. Dependents
-        come back in delete order."""
-        replacing = {target.urn}
-        found: dict[str, list[str]] = {}
-        for resource in old.values():
-            if not resource.custom or resource.urn in gone or resource.urn == target.urn:
-                continue
-            inputs = dict(resource.inputs)
-            touched = [p for p, urns in resource.property_dependencies.items() if replacing & set(urns) and p in inputs]
-            if not touched:
-                continue
-            for prop in touched:
-                inputs[prop] = UNKNOWN
-            diff = plugin.diff(resource.urn, resource.type, resource.name, resource.id, resource.outputs, inputs,
-                               resource.inputs)
-            if diff.replaces:
-                replacing.add(resource.urn)
-                found[resource.urn] = diff.replaces
-        return [(r, found[r.urn]) for r in delete_order(old[urn] for urn in found)]
-
-    def _delete(self, plugin: Plugin, resource: Resource, result: Result, record: bool = True) -> None:
+    # ---------------------------------------------------------------- shared
+    def _delete(self, plugin: Plugin, resource: Resource) -> None:
         plugin.delete(resource.urn, resource.type, resource.name, resource.id, resource.outputs, resource.inputs)
-        if record:
-            with self._lock:
-                result.steps.append(Step("delete", resource.urn, resource.type))
 
     @staticmethod
     def _secret_outputs(outs: Props, inputs: Props, additional: list[str]) -> Props:
         return apply_additional_secret_outputs(annotate_secrets(outs, inputs), additional)
 
-    # ----------------------------------------------------------------- plumbing
-    def _config_strings(self) -> dict[str, str]:
-        return {key: _as_config_string(value) for key, value in self.config.items()}
+    def _current_config(self) -> "_Config":
+        return _Config({key: _as_config_string(value) for key, value in self.config.items()}, set(self.secret_keys))
 
-    def _plugin(self, result: Result) -> "_Session":
-        return _Session(self, result)
+    def _config_for(self, run_program: bool) -> "_Config":
+        """What refresh and destroy configure the plugin with: the provider inputs saved at the last up
+        (Deployment.EnsureProvider loads the provider from the state), or the current config."""
+        saved = None if run_program else self._saved_config()
+        return saved or self._current_config()
+
+    def _plugin(self, result: Result, config: "_Config") -> "_Session":
+        return _Session(self, result, config)
 
     def _stack_outputs(self) -> Props:
         for resource in self.resources():
@@ -515,24 +412,264 @@ class Stack:
                 return resource.outputs
         return {}
 
-    def _load(self) -> dict[str, Resource]:
+    def _read_state(self) -> dict[str, Any]:
         if not self.state_file.exists():
             return {}
-        data = decrypt(json.loads(self.state_file.read_text()))
-        return {r["urn"]: Resource(**r) for r in data["deployment"]["resources"]}
+        return decrypt(json.loads(self.state_file.read_text()))
 
-    def _save(self, resources: Iterable[Resource]) -> None:
+    def _load(self) -> list[Resource]:
+        data = self._read_state()
+        return [Resource(**r) for r in data.get("deployment", {}).get("resources", [])]
+
+    def _saved_config(self) -> Optional["_Config"]:
+        saved = self._read_state().get("deployment", {}).get("provider_config")
+        if not saved:
+            return None
+        values = {k: strip_secrets(v) for k, v in saved.items()}
+        return _Config(values, {k for k, v in saved.items() if is_secret(v)})
+
+    def _save(self, resources: Iterable[Resource], config: "_Config") -> None:
+        """Write the state: the resources and the provider configuration the next refresh/destroy uses."""
         with self._lock:
-            rows = [
-                {f.name: getattr(r, f.name) for f in dataclasses.fields(Resource)} for r in resources
-            ]
-            data = {"version": 3, "deployment": {"resources": encrypt(rows)}}
+            rows = [{f.name: getattr(r, f.name) for f in dataclasses.fields(Resource)} for r in resources]
+            deployment: dict[str, Any] = {"resources": encrypt(rows)}
+            if rows:  # the default provider is a resource of the state too: it goes with the last one
+                deployment["provider_config"] = encrypt(config.wire())
+            data = {"version": 3, "deployment": deployment}
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.state_file.with_suffix(".tmp")
             # Compact: json's C encoder runs only without indent; pretty-printing a large state after every
             # step made the stand-in, not the providers, the cost of an `up` with hundreds of resources.
             tmp.write_text(json.dumps(data, sort_keys=True))
             os.replace(tmp, self.state_file)
+
+
+@dataclasses.dataclass
+class _Config:
+    """The stack config as the plugin gets it: `project:key` names, string values, the secret keys."""
+
+    values: dict[str, str]
+    secret_keys: set[str]
+
+    def wire(self) -> dict[str, Any]:
+        return {k: secret(v) if k in self.secret_keys else v for k, v in self.values.items()}
+
+
+class _Update:
+    """One `pulumi preview` or `pulumi up`: runs the program and turns each registration into steps."""
+
+    def __init__(self, stack: Stack, preview: bool) -> None:
+        self.stack, self.preview = stack, preview
+        self.result = Result("preview" if preview else "up")
+        self.config = stack._current_config()
+        entries = stack._load()
+        self.old = {r.urn: r for r in entries if not r.delete}  # live entries of the last state, by URN
+        self.condemned = [r for r in entries if r.delete]  # old halves of replacements, deleted at the end
+        self.new: dict[str, Resource] = {}  # what this run registered
+        self.recreate: dict[str, list[str]] = {}  # deleted as dependents of a delete-before-replace: keys
+        self.failures: list[str] = []
+        self.slots = threading.BoundedSemaphore(stack.parallel)
+        self.lock = stack._lock
+        self.in_flight = 0  # steps running: a failed program still waits for them, as the step executor does
+        self.idle = threading.Condition(self.lock)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> Result:
+        with self.stack._plugin(self.result, self.config) as self.plugin:
+            try:
+                self.result.messages = run_program(
+                    self.stack.program, EngineMonitor(self.register, self.register_outputs),
+                    project=self.stack.project, stack=self.stack.name, config=self.config.values,
+                    secret_keys=self.config.secret_keys, preview=self.preview, root_directory=self.stack.project_dir,
+                )
+            except Exception as err:  # noqa: BLE001 - reported as the engine reports it
+                self.wait_for_steps()
+                self.snapshot()
+                raise EngineError(f"{self.result.operation} failed: {'; '.join(self.failures) or repr(err)}",
+                                  self.result) from None
+            self.finish()
+        return self.result
+
+    def wait_for_steps(self) -> None:
+        with self.idle:
+            self.idle.wait_for(lambda: self.in_flight == 0)
+
+    def snapshot(self) -> None:
+        """Save the state as it is now: what was registered, the old entries not yet seen, the condemned."""
+        if self.preview:
+            return
+        with self.lock:
+            rest = [r for urn, r in self.old.items() if urn not in self.new]
+            self.stack._save([*self.new.values(), *rest, *self.condemned], self.config)
+
+    def finish(self) -> None:
+        """GenerateDeletes: the condemned and the undeclared, dependents first; a pending replacement
+        that nobody declares any more is only dropped."""
+        declared = {reg.urn for reg in self.result.registrations}
+        undeclared = [r for urn, r in self.old.items() if urn not in declared]
+        doomed = [*self.condemned, *undeclared]
+        if self.preview:
+            for resource in delete_order(doomed):
+                op = "delete-replaced" if resource.delete else "delete"
+                self.result.steps.append(Step(op, resource.urn, resource.type))
+            return
+
+        def remove(resource: Resource) -> None:
+            if _deleted_by_provider(resource):
+                self.stack._delete(self.plugin, resource)
+            with self.lock:
+                if resource.delete:
+                    _remove(self.condemned, resource)
+                else:
+                    del self.old[resource.urn]
+                op = "delete-replaced" if resource.delete else "delete"
+                self.result.steps.append(Step(op, resource.urn, resource.type))
+            self.snapshot()
+
+        try:
+            in_delete_order(doomed, remove, self.stack.parallel)
+        except PluginError as err:
+            self.snapshot()
+            raise EngineError(f"up failed: {err}", self.result) from None
+        self.snapshot()
+
+    # ------------------------------------------------------- registrations
+    def register(self, reg: Registration) -> tuple[str, Props]:
+        with self.lock:
+            self.result.registrations.append(reg)
+            self.in_flight += 1
+        try:
+            if not reg.custom:
+                return self.component(reg)
+            with self.slots:
+                if self.failures:  # stepExecutor.cancel: nothing new starts after a failure
+                    raise _Cancelled(f"{reg.urn}: not started, an earlier step failed")
+                return self.custom(reg)
+        except (PluginError, EngineError) as err:
+            with self.lock:
+                self.failures.append(str(err))
+            raise
+        finally:
+            with self.idle:
+                self.in_flight -= 1
+                self.idle.notify_all()
+
+    def register_outputs(self, urn: str, outputs: Props) -> None:
+        with self.lock:
+            if not self.preview and urn in self.new and self.new[urn].outputs != outputs:
+                self.new[urn].outputs = outputs
+                self.snapshot()
+
+    def component(self, reg: Registration) -> tuple[str, Props]:
+        prior = self.old.get(reg.urn)
+        with self.lock:
+            self.result.steps.append(Step("same" if prior else "create", reg.urn, reg.type))
+            if not self.preview:
+                record = Resource(reg.urn, reg.type, False, "", reg.parent, reg.inputs,
+                                  prior.outputs if prior else {}, reg.dependencies, reg.property_dependencies)
+                self.new[reg.urn] = record
+                if record != prior:  # the engine elides the checkpoint of a step that changes nothing
+                    self.snapshot()
+        return "", reg.inputs
+
+    def custom(self, reg: Registration) -> tuple[str, Props]:
+        prior = self.old.get(reg.urn)
+        checked = self.check(reg, prior.inputs if prior else {})
+        step = Step("create", reg.urn, reg.type)
+        delete_first = False  # for a replace: delete-before-replace (else create-before-delete)
+        if reg.urn in self.recreate:  # deleted above for a delete-before-replace: re-created, no Diff
+            assert prior is not None
+            step.op, step.replaces = "replace", self.recreate[reg.urn]
+            step.changed = input_changes(prior.inputs, checked)
+        elif prior is not None:
+            diff = self.plugin.diff(reg.urn, reg.type, reg.name, prior.id, prior.outputs, checked, prior.inputs)
+            step.changed = input_changes(prior.inputs, checked)
+            changes = diff.changes if diff.changes is not None else bool(step.changed)
+            step.replaces = diff.replaces
+            if prior.pending_replacement or (changes and diff.replaces):  # continueStepsFromDiff
+                step.op, delete_first = "replace", diff.delete_before_replace
+                checked = self.check(reg, {})  # the engine checks a replacement again, with no olds
+            else:
+                step.op = "update" if changes else "same"
+        with self.lock:
+            self.result.steps.append(step)
+
+        if self.preview:
+            if prior is not None and step.op == "same":
+                return prior.id, prior.outputs
+            # A provider without preview support: the engine hands back the checked inputs.
+            return (prior.id if prior is not None and step.op == "update" else ""), checked
+
+        if step.op == "same":
+            id_, outputs = prior.id, apply_additional_secret_outputs(dict(prior.outputs), reg.additional_secret_outputs)
+        elif step.op == "update":
+            outs = self.plugin.update(reg.urn, reg.type, reg.name, prior.id, prior.outputs, checked, prior.inputs)
+            id_, outputs = prior.id, Stack._secret_outputs(outs, checked, reg.additional_secret_outputs)
+        else:
+            if delete_first:
+                self.delete_for_replacement(prior)
+            id_, outs = self.plugin.create(reg.urn, reg.type, reg.name, checked)
+            if not id_:
+                raise EngineError(f"{reg.urn}: plugin returned empty resource.ID", self.result)
+            outputs = Stack._secret_outputs(outs, checked, reg.additional_secret_outputs)
+            if step.op == "replace" and not delete_first and reg.urn not in self.recreate:
+                with self.lock:  # create-before-delete: the old one is deleted last, by its old id, even
+                    self.condemned.append(dataclasses.replace(prior, delete=True))  # if already deleted
+
+        with self.lock:
+            record = Resource(reg.urn, reg.type, True, id_, reg.parent, checked, outputs, reg.dependencies,
+                              reg.property_dependencies, reg.additional_secret_outputs)
+            self.new[reg.urn] = record
+        if record != prior:  # the engine elides the checkpoint of a step that changes nothing
+            self.snapshot()
+        return id_, outputs
+
+    def check(self, reg: Registration, olds: Props) -> Props:
+        checked, failures = self.plugin.check(reg.urn, reg.type, reg.name, olds, reg.inputs)
+        if failures:  # a Check failure bails the deployment, preview included
+            raise EngineError(f"{reg.urn}: " + "; ".join(reason for _, reason in failures), self.result)
+        return annotate_secrets(checked, reg.inputs)
+
+    # ----------------------------------------------------------- replacement
+    def delete_for_replacement(self, prior: Resource) -> None:
+        """Delete-before-replace: the dependents that the change would replace, dependents first, then the
+        resource unless an earlier run already deleted it; each stays in the state as pending replacement."""
+        for dependent, keys in self.dependents_to_replace(prior):
+            self.delete_replaced(dependent)
+            with self.lock:
+                self.recreate[dependent.urn] = keys
+        if not prior.pending_replacement:
+            self.delete_replaced(prior)
+
+    def delete_replaced(self, resource: Resource) -> None:
+        """DeleteReplacementStep: no Delete for one already deleted; then it is pending replacement."""
+        if not resource.pending_replacement:
+            self.stack._delete(self.plugin, resource)
+        with self.lock:
+            resource.pending_replacement = True
+            self.result.steps.append(Step("delete-replaced", resource.urn, resource.type))
+        self.snapshot()
+
+    def dependents_to_replace(self, target: Resource) -> list[tuple[Resource, list[str]]]:
+        """calculateDependentReplacements: a resource whose inputs depend on one being replaced is diffed
+        with those inputs unknown; if that asks for a replacement it is deleted first (and so on down)."""
+        replacing = {target.urn}
+        found: dict[str, list[str]] = {}
+        for resource in list(self.old.values()):
+            if not resource.custom or resource.urn in self.new or resource.urn in replacing:
+                continue
+            inputs = dict(resource.inputs)
+            touched = [p for p, urns in resource.property_dependencies.items() if replacing & set(urns) and p in inputs]
+            if not touched:
+                continue
+            for prop in touched:
+                inputs[prop] = UNKNOWN
+            diff = self.plugin.diff(resource.urn, resource.type, resource.name, resource.id, resource.outputs,
+                                    inputs, resource.inputs)
+            if diff.replaces:
+                replacing.add(resource.urn)
+                found[resource.urn] = diff.replaces
+        return [(r, found[r.urn]) for r in delete_order(self.old[urn] for urn in found)]
 
 
 @dataclasses.dataclass
@@ -545,14 +682,14 @@ class PluginUsage:
 class _Session:
     """A plugin for one operation: started, GetPluginInfo, Configure; stopped (killed) at the end."""
 
-    def __init__(self, stack: Stack, result: Result) -> None:
-        self.stack, self.result = stack, result
+    def __init__(self, stack: Stack, result: Result, config: _Config) -> None:
+        self.result, self.config = result, config
         self.plugin = Plugin(stack.project_dir, env=stack.plugin_env)
 
     def __enter__(self) -> Plugin:
         self.plugin.start()
         self.plugin.get_plugin_info()
-        self.plugin.configure(self.stack._config_strings(), self.stack.secret_keys)
+        self.plugin.configure(self.config.values, self.config.secret_keys)
         self.started = self.plugin.usage()
         return self.plugin
 

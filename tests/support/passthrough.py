@@ -35,6 +35,7 @@ import http.client
 import json
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -75,9 +76,10 @@ Rewrite = Callable[[str, str, str, int, bytes, Fetch], "tuple[int, bytes]"]
 
 
 class PassThrough:
-    def __init__(self, upstream: str, rewrite: Optional[Rewrite] = None) -> None:
+    def __init__(self, upstream: str, rewrite: Optional[Rewrite] = None, tls: Optional[ssl.SSLContext] = None) -> None:
         parts = urlsplit(upstream)
         self.rewrite = rewrite
+        self.tls = tls  # serve HTTPS with this server context (the upstream stays plain HTTP)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -95,7 +97,7 @@ class PassThrough:
     def url(self) -> str:
         assert self._server is not None, "start() first"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     def start(self) -> "PassThrough":
         tap = self
@@ -104,6 +106,8 @@ class PassThrough:
             passthrough = tap
 
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._serve()
         return self
