@@ -87,13 +87,11 @@ class TeamMemberProvider(LiteLLMProvider):
 
     def _add(self, client: LiteLLMClient, props: dict[str, Any]) -> dict[str, Any]:
         """/team/member_add under the create protocol (providers/create.py); returns the membership as it
-        is. A membership carries no metadata for the pending marker, so ours is told by a look-up before
-        the first attempt: a user already in the team was there before (the adoption path); one that
-        appears after our attempts is ours."""
+        is. A membership has no metadata for the pending marker and no identity beyond (team, user), so
+        ours is what /team/member_add makes: the declared role and no budget in the team. One found in that
+        state (our add landed, perhaps late, or an identical one made by hand) is carried on with; one with
+        another role or a budget was there before and is taken over only with adopt_existing."""
         team_id, user_id = props["team_id"], props["user_id"]
-        before = membership(client, team_id, user_id)
-        if before is not None:
-            return self._adopt(props, before, Conflict("add team member", "already in team", 400))
 
         def attempt() -> dict[str, Any]:
             client.team_member_add(team_id, user_id, props["role"])
@@ -103,19 +101,18 @@ class TeamMemberProvider(LiteLLMProvider):
             what=f"the membership of user {user_id!r} in team {team_id!r}",
             attempt=attempt,
             lookup=lambda: membership(client, team_id, user_id),
-            ours=lambda _found: True,  # it was not there before our first attempt
+            ours=lambda found: found.get("role") == props["role"] and found.get("max_budget_in_team") is None,
             keep=lambda found: found,
             adopt=lambda found, err: self._adopt(props, found, err),
-            later="the next `pulumi up` finds the user in the team and, as it cannot tell that membership from "
-            "one made by hand, takes it over only with adopt_existing=True",
+            later="the next `pulumi up` finds the user in the team and carries on with that membership",
         ).run(client.budget())
 
     def _adopt(self, props: dict[str, Any], found: dict[str, Any] | None, err: Conflict) -> dict[str, Any]:
         if not props["adopt_existing"] or found is None:
             raise LiteLLMError(
                 "add team member",
-                f"user {props['user_id']!r} is already in team {props['team_id']!r} ({err.detail}). To manage "
-                "that membership from this stack, set adopt_existing=True",
+                f"user {props['user_id']!r} is already in team {props['team_id']!r} with a role or budget of its "
+                f"own ({err.detail}). To manage that membership from this stack, set adopt_existing=True",
                 err.status,
             ) from None
         return found

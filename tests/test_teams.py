@@ -299,23 +299,33 @@ def test_a_team_left_pending_by_a_create_that_lost_its_answer_is_taken_over_by_t
     assert (row["metadata"], row["team_alias"], row["max_budget"]) == ({"cost_center": "42"}, f"{unique}red alias", 50.0)
 
 
-def test_an_existing_membership_is_refused_without_adopt_existing_and_taken_over_with_it(stacks, api, unique):
+def test_a_membership_with_a_budget_of_its_own_needs_adopt_existing_and_a_bare_one_is_carried_on_with(
+        stacks, api, unique):
     team_id, user_id = f"{unique}red", f"{unique}a"
     stack = stacks([], [user_spec(user_id)])
     stack.up()  # the user
     api.team_new({"team_id": team_id})
     api.team_member_add(team_id, user_id, "user")
+    api.team_member_update({"team_id": team_id, "user_id": user_id, "max_budget_in_team": 1})  # its own state
     direct = Stack(stack.state_file.parent / "direct", {**stack.config, "litellm:direct": {
         "team": {"team_id": team_id, "adopt_existing": True}, "member": {"user_id": user_id, "max_budget_in_team": 2}}},
         program=membership_program, name="direct")
     try:
-        with pytest.raises(EngineError, match=rf"user '{user_id}' is already in team '{team_id}'.*adopt_existing=True"):
+        with pytest.raises(EngineError, match=rf"user '{user_id}' is already in team '{team_id}' with a role or "
+                                              r"budget of its own.*adopt_existing=True"):
             direct.up()
         direct.config["litellm:direct"]["member"]["adopt_existing"] = True
         assert direct.up().ops()["TeamMember/member"] == "create"
         assert members(api, team_id) == {user_id: "user"}
         row = next(m for m in api.team_info(team_id)["team_memberships"] if m["user_id"] == user_id)
         assert row["litellm_budget_table"]["max_budget"] == 2.0
+        # A bare membership (what /team/member_add makes: a late add of ours, or the same by hand) is ours.
+        direct.destroy()
+        api.team_new({"team_id": team_id})
+        api.team_member_add(team_id, user_id, "user")
+        direct.config["litellm:direct"]["member"]["adopt_existing"] = False
+        assert direct.up().ops()["TeamMember/member"] == "create"
+        assert members(api, team_id) == {user_id: "user"}
     finally:
         direct.destroy()
     assert not team_exists(api, team_id)
