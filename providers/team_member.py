@@ -156,7 +156,7 @@ def _outputs(props: dict[str, Any], member_data: Any) -> dict[str, Any]:
 @dataclasses.dataclass
 class TeamMemberArgs:
     """Inputs of a `TeamMember`; the field table above says how each is validated and sent.
-    `adopt_existing`: take over a membership that already exists instead of failing."""
+    `adopt_existing`: take over a membership with a role or budget of its own instead of failing."""
 
     url: pulumi.Input[str]
     token: pulumi.Input[str] = dataclasses.field(repr=False)  # never printed
