@@ -305,7 +305,37 @@ def team_program() -> None:
     TeamMember("member", TeamMemberArgs(url=url, token=token, team_id=team.team_id, **spec["member"]))
 
 
-class TeamWorld:
+class StackWorld:
+    """What both worlds do: the operation, as the engine runs it (also the next run after a failure)."""
+
+    DATA: tuple[str, ...] = ()  # outputs holding the server's own values (not drift)
+    op: Op
+    stack: Stack
+
+    def run(self) -> None:
+        phase = self.op.phase
+        if phase == "create":
+            self.stack.up()
+        elif phase == "read":
+            refresh = self.stack.refresh()
+            assert len(refresh.steps) == 2, refresh.steps  # neither resource dropped
+            drift = [name for s in refresh.steps for name in s.changed if name not in self.DATA]
+            assert drift == [], f"drift after refresh: {drift}"
+        elif phase == "update":
+            self.change()
+            self.stack.config = self._config()
+            self.stack.up()
+        else:
+            self.stack.destroy()
+
+    def change(self) -> None:
+        raise NotImplementedError
+
+    def _config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class TeamWorld(StackWorld):
     """One scenario's team with one member (a user made through the API beforehand), through the real
     plugin: the team, then the membership; destroy in reverse."""
 
@@ -327,24 +357,14 @@ class TeamWorld:
             self.stack.up()
         self.tap.reset()
 
-    def run(self) -> None:
-        phase = self.op.phase
-        if phase == "create":
-            self.stack.up()
-        elif phase == "read":
-            refresh = self.stack.refresh()
-            assert len(refresh.steps) == 2, refresh.steps  # neither resource dropped
-            drift = [name for s in refresh.steps for name in s.changed if name not in ("team_data", "member_data")]
-            assert drift == [], f"drift after refresh: {drift}"
-        elif phase == "update":  # both change; the fault is on one of the two updates
-            self.spec = {"team": {**self.spec["team"], "max_budget": 30, "tpm_limit": 800},
-                         "member": {**self.spec["member"], "max_budget_in_team": 6}}
-            self.stack.config = self._config()
-            self.team_holds.update(max_budget=30.0, tpm_limit=800)
-            self.member_budget = 6.0
-            self.stack.up()
-        else:
-            self.stack.destroy()
+    DATA = ("team_data", "member_data")
+
+    def change(self) -> None:
+        """Both change; the fault is on one of the two updates."""
+        self.spec = {"team": {**self.spec["team"], "max_budget": 30, "tpm_limit": 800},
+                     "member": {**self.spec["member"], "max_budget_in_team": 6}}
+        self.team_holds.update(max_budget=30.0, tpm_limit=800)
+        self.member_budget = 6.0
 
     def check_state(self) -> None:
         """The proxy holds exactly the declared team with exactly the one member and its budget; or no team."""
@@ -368,7 +388,7 @@ class TeamWorld:
         self.api.user_delete(self.uid)
 
 
-class World:
+class World(StackWorld):
     """One scenario's stack (the stack program, one user, the real plugin with the engine's environment)
     and the pass-through every call goes through."""
 
@@ -387,24 +407,12 @@ class World:
             self.stack.up()
         self.tap.reset()
 
-    def run(self) -> None:
-        """The operation, as the engine runs it (also the next run after a failure)."""
-        phase = self.op.phase
-        if phase == "create":
-            self.stack.up()
-        elif phase == "read":
-            refresh = self.stack.refresh()
-            assert len(refresh.steps) == 2, refresh.steps  # neither resource dropped
-            drift = [name for s in refresh.steps for name in s.changed if name not in ("user_data", "key_data")]
-            assert drift == [], f"drift after refresh: {drift}"  # *_data hold the server's own values
-        elif phase == "update":
-            change, holds = (USER_CHANGE, USER_CHANGED) if self.op.path == "/user/update" else (KEY_CHANGE, KEY_CHANGED)
-            self.user = {**self.user, **change}
-            self.stack.config = self._config()
-            (self.user_holds if self.op.path == "/user/update" else self.key_holds).update(holds)
-            self.stack.up()
-        else:
-            self.stack.destroy()
+    DATA = ("user_data", "key_data")
+
+    def change(self) -> None:
+        change, holds = (USER_CHANGE, USER_CHANGED) if self.op.path == "/user/update" else (KEY_CHANGE, KEY_CHANGED)
+        self.user = {**self.user, **change}
+        (self.user_holds if self.op.path == "/user/update" else self.key_holds).update(holds)
 
     def raw_key(self) -> str:
         return self.stack.outputs[f"{self.uid}_key"]
