@@ -2,7 +2,8 @@
 
 A key's identity (the resource id) is the sha256 hash of the raw key; only the hash ever goes into a URL.
 Two ways to create one:
-- generate: /key/generate mints the key (`key_response` is that answer);
+- generate: the provider mints a random raw key and /key/generate stores it (`key_response` is that
+  answer), so the key's identity is known before the call and a retry never makes a second key;
 - adopt: `existing_key` is a raw key minted elsewhere (the user's auto-created key from /user/new); the
   declared settings are applied to it with /key/update, so it is managed for its whole life either way.
 `spend` and `duration` are sent on create and afterwards only when their declared value changes: sending
@@ -12,6 +13,7 @@ them again would reset the key's spend or push its expiry out from now.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from typing import Any, Optional
 
 import pulumi
@@ -19,7 +21,8 @@ from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, Upda
 
 from . import fields as f
 from .base import LiteLLMProvider, client_for, current_client_for, read_back
-from .client import AmbiguousFailure, Conflict, LiteLLMClient, LiteLLMError, NotFound, token_hash
+from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound, token_hash
+from .create import PENDING, CreateProtocol, finish, pending
 
 KEY_FIELDS: tuple[f.Field, ...] = (
     *f.CREDENTIALS,
@@ -112,66 +115,52 @@ class KeyProvider(LiteLLMProvider):
 
     # ----------------------------------------------------------------------
     def _generate(self, client: LiteLLMClient, props: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-        """POST /key/generate, never blindly: after an ambiguous failure the key may exist with its raw value
-        lost in the dropped answer (an unusable key), so look it up by alias, delete it, and generate again,
-        within the retry budget. When the budget runs out, the key of the last attempt has been deleted too:
-        nothing is left behind. The first lookup tells ours from a key that was there before: one our
-        request created holds exactly the declared values; any other takes the adoption path."""
-        request = f.body(KEY_FIELDS, props)
-        alias = props["key_alias"]
-        budget = client.budget()
-        looked = False  # a lookup after an ambiguous failure: from then on, a key with our alias is ours
-        while True:
-            try:
-                response = client.key_generate(request)
-                return response["key"], response
-            except Conflict as err:
-                if not looked:
-                    return self._adopt_alias(client, props, err)
-                failure: LiteLLMError = err  # an earlier attempt of ours landed after we looked
-            except AmbiguousFailure as err:
-                failure = err
-            if not (isinstance(failure, AmbiguousFailure) and failure.surely_not_done):  # 429: nothing made
-                other = self._discard(client, props, failure, first=not looked)
-                if other is not None:
-                    return self._adopt_alias(client, props, other)
-                looked = True
-            if isinstance(failure, AmbiguousFailure) and not failure.retryable:
-                raise LiteLLMError(failure.operation, f"{failure.detail} (no key was left behind)", failure.status)
-            if not budget.wait(failure):
-                raise LiteLLMError(
-                    failure.operation,
-                    f"{failure.detail}; gave up after {budget.spent()}. No key with alias {alias!r} was left "
-                    "behind: run `pulumi up` again",
-                    failure.status,
-                )
+        """POST /key/generate with a raw key minted here, under the create protocol (providers/create.py).
+        Every attempt sends the same raw key, so a retry never makes a second key, and a key with its hash
+        is ours and usable however its answer was lost. A key with our alias but another hash is ours only
+        if it carries the pending marker (an attempt of an earlier run that landed after that run gave up):
+        its raw value is lost, so it is deleted and the create goes on; any other takes the adoption path."""
+        raw = mint_key()
+        key_hash, alias = token_hash(raw), props["key_alias"]
+        body = f.body(KEY_FIELDS, props)
+        request = {**body, "key": raw, "metadata": {**body.get("metadata", {}), **PENDING}}
+        done = f.body(KEY_FIELDS, props, ["metadata"])  # the declared metadata replaces the marker
 
-    def _discard(
-        self, client: LiteLLMClient, props: dict[str, Any], failure: LiteLLMError, first: bool
-    ) -> Conflict | None:
-        """Delete the key our lost attempt made (its raw value is gone with the answer). Returns a Conflict,
-        deleting nothing, when the key with our alias is not ours: another user's, or (first lookup) one
-        that does not hold the declared values, so it was there before our request."""
-        alias = props["key_alias"]
-        try:
+        def attempt() -> tuple[str | None, dict[str, Any]]:
+            response = client.key_generate(request)
+            finish(lambda: client.key_update(key_hash, done))
+            return raw, {**response, **done}
+
+        def lookup() -> dict[str, Any] | None:
+            mine = _info_unless_gone(client, key_hash)
+            if mine is not None:
+                return {**(mine.get("info") or {}), "token": key_hash}
             rows = client.keys_with_alias(alias)
-            for row in rows:
-                if row.get("user_id") != props["user_id"] or (first and not self.as_declared(row, props)):
-                    return Conflict("generate key", f"key_alias {alias!r} is already used by another key", 400)
-            for row in rows:
-                client.key_delete(row["token"])
-        except LiteLLMError as err:
-            raise LiteLLMError(
-                failure.operation,
-                f"{failure.detail}; then looking up and deleting the key it may have created (alias {alias!r}, "
-                f"its raw value was lost) failed too ({err}). If the next `pulumi up` reports that the alias is "
-                "taken, that key is the one this attempt created: delete it on the proxy (POST /key/delete "
-                '{"key_aliases": [alias]}) or set adopt_existing=True',
-                failure.status,
-            ) from None
-        return None
+            return next((row for row in rows if not _lost_attempt(row, props)), rows[0] if rows else None)
 
-    def _adopt_alias(self, client: LiteLLMClient, props: dict[str, Any], err: Conflict) -> tuple[None, dict[str, Any]]:
+        def keep(found: dict[str, Any]) -> tuple[str | None, dict[str, Any]] | None:
+            if found["token"] == key_hash:
+                finish(lambda: client.key_update(key_hash, done))
+                return raw, {**found, **done, "key": raw}
+            client.key_delete(found["token"])  # an earlier run's late landing: its raw value is lost
+            return None
+
+        protocol = CreateProtocol(
+            what=f"key with alias {alias!r}",
+            attempt=attempt,
+            lookup=lookup,
+            ours=lambda found: found["token"] == key_hash or _lost_attempt(found, props),
+            keep=keep,
+            adopt=lambda found, err: self._adopt_alias(client, props, found, err),
+            later="the next `pulumi up` finds that key by its alias, deletes it (its raw value is not kept) "
+            "and generates the key again",
+        )
+        return protocol.run(client.budget())
+
+    def _adopt_alias(
+        self, client: LiteLLMClient, props: dict[str, Any], row: dict[str, Any] | None, err: Conflict
+    ) -> tuple[None, dict[str, Any]]:
+        """Take over the key that holds our alias (`row`), if the program opted in."""
         alias = props["key_alias"]
         if not props["adopt_existing"]:
             raise LiteLLMError(
@@ -180,8 +169,7 @@ class KeyProvider(LiteLLMProvider):
                 "the proxy). Set adopt_existing=True to manage that key from this stack, or choose another key_alias",
                 err.status,
             ) from None
-        rows = client.keys_with_alias(alias)
-        if not rows or rows[0].get("user_id") != props["user_id"]:
+        if row is None or row.get("user_id") != props["user_id"]:
             raise LiteLLMError(
                 "adopt key",
                 f"key_alias {alias!r} belongs to a key of another user; only a key of user "
@@ -191,7 +179,7 @@ class KeyProvider(LiteLLMProvider):
         # The raw value of an adopted key was never seen by this stack: `key` stays empty. Its spend is the
         # proxy's accounting of real use: taking the key over must not reset it to the declared value.
         settings = {name: value for name, value in _settings(props).items() if name != "spend"}
-        return None, {**client.key_update(rows[0]["token"], settings), "adopted": True}
+        return None, {**client.key_update(row["token"], settings), "adopted": True}
 
 
 def _info_unless_gone(client: LiteLLMClient, key_hash: str) -> dict[str, Any] | None:
@@ -201,6 +189,17 @@ def _info_unless_gone(client: LiteLLMClient, key_hash: str) -> dict[str, Any] | 
     except NotFound:
         return None
     return None if (key_data.get("info") or {}).get("status") == "deleted" else key_data
+
+
+def mint_key() -> str:
+    """A new raw key: 256 random bits with LiteLLM's `sk-` prefix."""
+    return f"sk-{secrets.token_urlsafe(32)}"
+
+
+def _lost_attempt(row: dict[str, Any], props: dict[str, Any]) -> bool:
+    """A key with the pending marker for our user and alias whose hash is not this create's: an attempt of
+    an earlier run that landed after that run gave up (its raw value is lost), not a key in some state."""
+    return row.get("user_id") == props["user_id"] and row.get("key_alias") == props["key_alias"] and pending(row)
 
 
 def _is_gone(client: LiteLLMClient, key_hash: str) -> bool:

@@ -16,7 +16,8 @@ from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, Upda
 
 from . import fields as f
 from .base import LiteLLMProvider, client_for, current_client_for, read_back
-from .client import AmbiguousFailure, Conflict, LiteLLMClient, LiteLLMError, NotFound
+from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
+from .create import DONE, PENDING, CreateProtocol, finish, pending
 
 USER_FIELDS: tuple[f.Field, ...] = (
     *f.CREDENTIALS,
@@ -56,6 +57,7 @@ class UserProvider(LiteLLMProvider):
         client = client_for(props)
         request = f.body(USER_FIELDS, props)
         request["auto_create_key"] = props["auto_create_key"]
+        request["metadata"] = PENDING  # the User does not manage metadata: the marker is all of it
         if props["auto_create_key"] and props.get("key_alias"):
             request["key_alias"] = props["key_alias"]
         response = self._create(client, props, request)
@@ -107,76 +109,57 @@ class UserProvider(LiteLLMProvider):
                 f"user_email {props['user_email']!r} belongs to another user_id; only the same user_id can be adopted",
                 err.status,
             ) from None
-        drift = f.changed(USER_FIELDS, f.live_values(USER_FIELDS, live), props)
-        sent = [n for n in drift if self.field(n).sent and (n != "models" or props["models"])]
-        if sent:
-            client.user_update({"user_id": user_id, **f.body(USER_FIELDS, props, sent)})
+        self._reconcile(client, props, live)
         return {**live, "key": "", "adopted": True}
 
-    def _create(self, client: LiteLLMClient, props: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-        """POST /user/new at most once per attempt, never blindly: after an ambiguous failure (the request may
-        have reached the proxy) look the user up, and try again only if it is not there, within the retry
-        budget. The first lookup tells ours from a user that was there before: one our request created
-        holds exactly the declared values; any other was there already (our request met the 409 we never
-        saw) and takes the adoption path. Once a lookup found nothing, whatever appears is ours."""
-        user_id = props["user_id"]
-        budget = client.budget()
-        looked = False  # a lookup after an ambiguous failure found no user
-        while True:
-            try:
-                return client.user_new(request)
-            except Conflict as err:
-                if not looked:
-                    return self._adopt(client, props, err)
-                # An earlier attempt of ours landed after we looked (it was slow, not lost): it is ours,
-                # unless the conflict is another user's email (then there is no user with our id).
-                existing = self._look(client, props, err)
-                return self._adopt(client, props, err) if existing is None else self._recover(client, props, existing)
-            except AmbiguousFailure as err:
-                failure = err
-            if not failure.surely_not_done:  # 429: LiteLLM refused before acting, nothing to look for
-                existing = self._look(client, props, failure)
-                if existing is not None:
-                    if looked or self.as_declared(existing.get("user_info") or {}, props):
-                        return self._recover(client, props, existing)
-                    return self._adopt(client, props, Conflict("create user", f"user {user_id!r} already exists", 409))
-                looked = True
-            if not failure.retryable:
-                raise LiteLLMError(failure.operation, f"{failure.detail} (the user was not created)", failure.status)
-            if not budget.wait(failure):
-                raise LiteLLMError(
-                    failure.operation,
-                    f"{failure.detail}; gave up after {budget.spent()}. User {user_id!r} "
-                    + ("is not on the proxy (looked it up), " if looked else "was not created, ")
-                    + "so nothing was left behind: run `pulumi up` again",
-                    failure.status,
-                )
+    def _reconcile(self, client: LiteLLMClient, props: dict[str, Any], live: dict[str, Any], **also: Any) -> None:
+        """Bring a user that exists to the declared values (one /user/update, only when something differs)."""
+        drift = f.changed(USER_FIELDS, f.live_values(USER_FIELDS, live), props)
+        sent = [n for n in drift if self.field(n).sent and (n != "models" or props["models"])]
+        if sent or also:
+            client.user_update({"user_id": props["user_id"], **f.body(USER_FIELDS, props, sent), **also})
 
-    def _look(self, client: LiteLLMClient, props: dict[str, Any], failure: LiteLLMError) -> dict[str, Any] | None:
-        """/user/info after an ambiguous create: the user, or None when it does not exist."""
+    def _create(self, client: LiteLLMClient, props: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+        """POST /user/new under the create protocol (providers/create.py). Ours: a user with the pending
+        marker (made by one of our attempts, perhaps one that landed after an earlier run gave up); any
+        other user with our id was there before and takes the adoption path."""
         user_id = props["user_id"]
-        try:
-            return client.user_info(user_id)
-        except NotFound:
-            return None
-        except LiteLLMError as err:
-            raise LiteLLMError(
-                failure.operation,
-                f"{failure.detail}; then looking up whether user {user_id!r} was created failed too ({err}). "
-                "If the next `pulumi up` reports that it already exists, it is the one this attempt created: "
-                "set adopt_existing=True for that run to take it over",
-                failure.status,
-            ) from None
+
+        def lookup() -> dict[str, Any] | None:
+            try:
+                return client.user_info(user_id)
+            except NotFound:
+                return None
+
+        def attempt() -> dict[str, Any]:
+            response = client.user_new(request)
+            finish(lambda: client.user_update({"user_id": user_id, "metadata": DONE}))  # LiteLLM ignores {}
+            return response
+
+        protocol = CreateProtocol(
+            what=f"user {user_id!r}",
+            attempt=attempt,
+            lookup=lookup,
+            ours=lambda found: pending(found.get("user_info") or {}),
+            keep=lambda found: self._recover(client, props, found),
+            adopt=lambda _found, err: self._adopt(client, props, err),
+            later="the next `pulumi up` recognises it as this stack's (by its pending marker) and carries on with "
+            "it" + (", replacing its auto-created key" if props["auto_create_key"] else ""),
+        )
+        return protocol.run(client.budget())
 
     def _recover(self, client: LiteLLMClient, props: dict[str, Any], existing: dict[str, Any]) -> dict[str, Any]:
-        """Our /user/new happened though its answer was lost: carry on with the user it created."""
+        """Our /user/new happened though its answer was lost (perhaps in an earlier run): carry on with the
+        user it created, as declared now and without the marker."""
+        live = existing.get("user_info") or {}
+        self._reconcile(client, props, live, metadata=DONE)
         if props["auto_create_key"]:
             # The raw key of the auto-created key was in the lost response: delete that key, so the Key
             # resource generates a replacement instead of leaving an unusable key behind.
             for row in existing.get("keys") or []:
                 if row.get("key_alias") == props.get("key_alias") and row.get("token"):
                     client.key_delete(row["token"])
-        return {**(existing.get("user_info") or {}), "key": ""}
+        return {**live, "key": ""}
 
 
 def _require_exists(client: LiteLLMClient, user_id: str) -> None:

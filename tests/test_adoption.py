@@ -158,7 +158,8 @@ def test_adopt_when_nothing_exists_is_a_plain_create(auto, litellm, api, tap, un
     deployed = stack.up(stack.declare(tap.url, litellm.master_key, unique, auto_create_key=auto, adopt_existing=True))
     assert_reconciled(api, deployed)
     assert deployed.key["key"] and "adopted" not in deployed.user["user_response"]
-    assert tap.count(path="/user/new") == 1 and tap.count(path="/user/update") == 0
+    # One /user/update: the create's own, replacing its pending marker; no reconciliation.
+    assert tap.count(path="/user/new") == 1 and tap.count(path="/user/update") == 1
 
 
 def test_adopt_never_takes_another_users_key(litellm, api, unique, users) -> None:

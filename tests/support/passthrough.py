@@ -1,7 +1,8 @@
 """A loopback HTTP pass-through in front of the real LiteLLM proxy, for tests and benchmarks.
 
-It forwards every request unchanged, records each call (method, path, query, status) so tests can count
-proxy calls, and can inject faults on matching requests:
+It forwards every request unchanged, records each call (method, path, query, status, and the JSON body
+with every raw key and the admin token redacted) so tests can count proxy calls and check what was sent,
+and can inject faults on matching requests:
 
   drop_before  close the connection without forwarding (the proxy never sees the request)
   drop_after   forward, then close without answering (the proxy acted; the answer is lost)
@@ -29,13 +30,14 @@ import contextlib
 import dataclasses
 import http.client
 import json
+import re
 import socket
 import ssl
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 FAULTS = ("drop_before", "drop_after", "delay", "status", "truncate")
@@ -49,6 +51,7 @@ class Call:
     status: Optional[int]  # None when the pass-through answered nothing
     fault: Optional[str] = None
     upstream: int = 1  # requests the proxy saw for this call (0: answered here; > 1: a rewrite fetched more)
+    body: Any = None  # the request's JSON body, raw keys redacted ("sk-[redacted]"); None without a body
 
 
 @dataclasses.dataclass
@@ -135,6 +138,11 @@ class PassThrough:
             self.access_log.clear()
             self._faults.clear()
 
+    def bodies(self, *, method: Optional[str] = "POST", path: Optional[str] = None) -> list[Any]:
+        """The redacted JSON bodies of the calls seen, in order, optionally only one method/path."""
+        with self._lock:
+            return [c.body for c in self.calls if (method in (None, c.method)) and (path in (None, c.path))]
+
     def count(self, *, method: Optional[str] = None, path: Optional[str] = None, writes: bool = False) -> int:
         """Calls seen, optionally only one method/path, or only those that change something (POSTs)."""
         with self._lock:
@@ -177,10 +185,35 @@ class PassThrough:
                     return dataclasses.replace(fault)
         return None
 
-    def _record(self, call: Call, request_line: str) -> None:
+    def _record(self, call: Call, request_line: str, body: bytes = b"") -> None:
+        call.body = _redacted_json(body)
         with self._lock:
             self.calls.append(call)
             self.access_log.append(request_line)
+
+
+_RAW_KEY = re.compile(r"sk-[A-Za-z0-9_\-.~+/=]{4,}")
+
+
+def _redacted_json(body: bytes) -> Any:
+    """A request body as tests may keep it: parsed JSON with every raw key (`sk-...`) redacted."""
+    if not body:
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return "<not JSON>"
+
+    def redact(item: Any) -> Any:
+        if isinstance(item, str):
+            return _RAW_KEY.sub("sk-[redacted]", item)
+        if isinstance(item, dict):
+            return {k: redact(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [redact(v) for v in item]
+        return item
+
+    return redact(value)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -213,11 +246,11 @@ class _Handler(BaseHTTPRequestHandler):
         line = f'"{self.command} {self.path} HTTP/1.1"'
 
         if kind == "drop_before":
-            tap._record(Call(self.command, path, query, None, kind, upstream=0), line)
+            tap._record(Call(self.command, path, query, None, kind, upstream=0), line, body)
             return self._drop()
         if kind == "status":
             assert fault is not None
-            tap._record(Call(self.command, path, query, fault.status, kind, upstream=0), line)
+            tap._record(Call(self.command, path, query, fault.status, kind, upstream=0), line, body)
             payload = json.dumps({"error": {"message": f"injected {fault.status}", "code": str(fault.status)}}).encode()
             extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return self._answer(fault.status, payload, {"Content-Type": "application/json", **extra})
@@ -228,7 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             status, headers, payload = self._forward(body)
         except OSError:
-            tap._record(Call(self.command, path, query, 502, "upstream"), line)
+            tap._record(Call(self.command, path, query, 502, "upstream"), line, body)
             return self._answer(502, b'{"error": {"message": "upstream unreachable"}}', {})
         upstream = 1
         if tap.rewrite is not None and kind is None:
@@ -240,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
 
             status, payload = tap.rewrite(self.command, path, query, status, payload, fetch)
         tap._record(Call(self.command, path, query, None if kind in ("drop_after", "truncate") else status, kind,
-                         upstream=upstream), line)
+                         upstream=upstream), line, body)
         if kind == "drop_after":
             return self._drop()
         if kind == "truncate":
