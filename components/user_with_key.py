@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Mapping, Optional
 
 import pulumi
@@ -17,6 +18,22 @@ from providers.user import UserProvider
 TYPE_TOKEN = "litellm:index:UserWithKey"
 
 
+def _reject_unknown_names(cls: type) -> type:
+    """A misspelt keyword gets the closest input name instead of Python's bare 'unexpected keyword'."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        unknown = [f.unknown_name(name, INPUTS) for name in kwargs if name not in INPUTS]
+        if unknown:
+            raise TypeError(f"{cls.__name__}: {'; '.join(unknown)}")
+        init(self, *args, **kwargs)
+
+    cls.__init__ = checked_init  # type: ignore[method-assign]
+    return cls
+
+
+@_reject_unknown_names
 @dataclasses.dataclass
 class UserWithKeyArgs:
     """The module's inputs, names and defaults unchanged; each takes a plain value or a `pulumi.Input`.
@@ -55,7 +72,12 @@ _VALIDATED_BY: dict[str, f.Field] = {
     **{name: UserProvider.field(name) for name in ("user_email", "user_alias", "user_role", "auto_create_key")},
     "user_models": UserProvider.field("models"),
     "user_max_budget": UserProvider.field("max_budget"),
-    "key_alias": dataclasses.replace(KeyProvider.field("key_alias"), parse=f.optional(f.text())),
+    "key_alias": dataclasses.replace(KeyProvider.field("key_alias"), parse=f.optional(f.text()), required=False),
+}
+# Every input by its module name; one no resource field validates (yet) accepts any value.
+INPUTS: dict[str, f.Field] = {
+    fld.name: _VALIDATED_BY.get(fld.name) or f.Field(fld.name, lambda value: value)
+    for fld in dataclasses.fields(UserWithKeyArgs)
 }
 
 
@@ -64,33 +86,48 @@ def _holds_output(value: Any) -> bool:
     return f.anywhere(value, lambda v: isinstance(v, pulumi.Output)) or f.is_unknown(value)
 
 
-REQUIRED_ARGS = ("url", "token", "user_id", "user_email")
+def problems(values: Mapping[str, Any]) -> list[str]:
+    """Every problem of these module inputs (by name), one message each; Outputs are left to `check`."""
+    return f.problems(INPUTS, values, skip=_holds_output)
 
 
-def validate(args: UserWithKeyArgs) -> None:
-    """Reject bad plain values at construction (so at preview), naming the module input; values that
-    are Outputs are validated by the resources' `check` once known."""
-    for name, field in _VALIDATED_BY.items():
-        value = getattr(args, name)
-        if _holds_output(value):
-            continue
-        if value is None and name in REQUIRED_ARGS:
-            raise ValueError(f"UserWithKeyArgs.{name} is required: {f.accepted(field)}")
-        try:
-            field.parse(value)
-        except f.Invalid as err:
-            raise ValueError(f"UserWithKeyArgs.{name} must be {err}; got {f.shown(field, value)}") from None
+def validate(args: UserWithKeyArgs, where: str = "UserWithKeyArgs") -> None:
+    """Reject bad plain values at construction (so at preview), all at once, each naming `where` (which
+    resource) and the input; values that are Outputs are validated by the resources' `check` once known."""
+    found = problems({fld.name: getattr(args, fld.name) for fld in dataclasses.fields(args)})
+    if found:
+        raise ValueError("\n".join(f"{where}: {problem}" for problem in found))
 
 
-def resolve_role(role: Any) -> Any:
-    """Map the module's legacy role names to LiteLLM's, saying so; anything else is left to `check`."""
-    if isinstance(role, str) and role in f.LEGACY_ROLES:
-        pulumi.log.warn(
-            f"user_role {role!r} is a legacy LiteLLM role that current proxies reject; "
-            f"using {f.LEGACY_ROLES[role]!r} instead ({', '.join(f'{a} -> {b}' for a, b in f.LEGACY_ROLES.items())})"
-        )
-        return f.LEGACY_ROLES[role]
-    return role
+# Users whose plain user_role is a legacy name, gathered while the program constructs its components and
+# reported in one warning when the first of their roles resolves (after the program's synchronous part);
+# then `_legacy_reported` until their own role resolves.
+_legacy_pending: dict[str, str] = {}
+_legacy_reported: set[str] = set()
+
+
+def _warn_legacy(users: Mapping[str, str]) -> None:
+    named = ", ".join(f"{name!r} ({role})" for name, role in users.items())
+    mapping = ", ".join(f"{a} -> {b}" for a, b in f.LEGACY_ROLES.items())
+    pulumi.log.warn(
+        f"user_role: legacy LiteLLM roles that current proxies reject are mapped ({mapping}) for "
+        f"{len(users)} user(s): {named}. 'app_user' is the module's default when user_role is not set; "
+        f"set user_role to one of {', '.join(f.ROLES)} to silence this"
+    )
+
+
+def resolve_role(role: Any, name: str = "") -> Any:
+    """Map the module's legacy role names to LiteLLM's, saying so once per run; anything else is left to
+    `check`."""
+    if name in _legacy_pending:
+        _warn_legacy(_legacy_pending)
+        _legacy_reported.update(_legacy_pending)
+        _legacy_pending.clear()
+    if name in _legacy_reported:
+        _legacy_reported.discard(name)
+    elif isinstance(role, str) and role in f.LEGACY_ROLES:  # a role that was an Output: not gathered
+        _warn_legacy({name: role})
+    return f.LEGACY_ROLES.get(role, role) if isinstance(role, str) else role
 
 
 def _combine(fn: Callable[..., Any], *values: pulumi.Input[Any]) -> pulumi.Output[Any]:
@@ -133,7 +170,9 @@ class UserWithKey(pulumi.ComponentResource):
         self, resource_name: str, args: UserWithKeyArgs, opts: Optional[pulumi.ResourceOptions] = None
     ) -> None:
         super().__init__(TYPE_TOKEN, resource_name, None, opts)
-        validate(args)
+        validate(args, f"UserWithKey {resource_name!r}")
+        if isinstance(args.user_role, str) and args.user_role in f.LEGACY_ROLES:
+            _legacy_pending[resource_name] = args.user_role
         child = pulumi.ResourceOptions(parent=self)
         token = pulumi.Output.secret(args.token)
         auto = pulumi.Output.from_input(args.auto_create_key)
@@ -147,7 +186,7 @@ class UserWithKey(pulumi.ComponentResource):
                 user_id=args.user_id,
                 user_email=args.user_email,
                 user_alias=_combine(_default_to_user_id, args.user_alias, args.user_id),
-                user_role=pulumi.Output.from_input(args.user_role).apply(resolve_role),
+                user_role=pulumi.Output.from_input(args.user_role).apply(lambda role: resolve_role(role, resource_name)),
                 models=args.user_models,
                 max_budget=_combine(_user_budget, args.user_max_budget, args.max_budget),
                 tpm_limit=args.tpm_limit,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import math
 import re
 from typing import Any, Callable, Iterable, Mapping
@@ -266,6 +267,43 @@ def accepted(field: Field) -> str:
     return "any value"
 
 
+def unknown_name(name: Any, accepted_names: Iterable[str], what: str = "input") -> str:
+    """The message for a name nobody accepts: the closest accepted name, else all of them."""
+    names = sorted(accepted_names)
+    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.75)
+    hint = f"did you mean {close[0]!r}?" if close else f"accepted: {', '.join(names)}"
+    return f"unknown {what} {name!r}; {hint}"
+
+
+def problems(
+    table: Mapping[str, Field], values: Mapping[str, Any], skip: Callable[[Any], bool] = is_unknown
+) -> list[str]:
+    """Every problem of a set of named inputs against a table of accepted ones, one message each (names
+    unknown, required values missing, values refused); values for which `skip` holds are left for later.
+    The table's keys are the names the caller's users write, which may differ from the fields' own."""
+    out = [unknown_name(name, table) for name in values if name not in table]
+    for name, field in table.items():
+        value = values.get(name)
+        if skip(value) or (name not in values and not field.required):
+            continue
+        refused = parsed(name, field, value)[1]
+        if refused:
+            out.append(refused)
+    return out
+
+
+def parsed(name: str, field: Field, value: Any) -> tuple[Any, str | None]:
+    """The canonical value (the field's default when unset), or why the field refuses it, in words."""
+    if value is None and field.default is not None:
+        value = copy.deepcopy(field.default)
+    if value is None and field.required:
+        return value, f"{name} is required: {accepted(field)}"
+    try:
+        return field.parse(value), None
+    except Invalid as err:
+        return value, f"{name} must be {err}; got {shown(field, value)}"
+
+
 def check(fields: Iterable[Field], news: Mapping[str, Any]) -> tuple[dict[str, Any], list[CheckFailure]]:
     """Validate and canonicalize every field; unknown values (preview) pass through untouched."""
     inputs = {k: unwrap_secret(v) for k, v in news.items()}
@@ -274,15 +312,11 @@ def check(fields: Iterable[Field], news: Mapping[str, Any]) -> tuple[dict[str, A
         value = inputs.get(field.name)
         if is_unknown(value):
             continue
-        if value is None and field.default is not None:
-            value = copy.deepcopy(field.default)
-        if value is None and field.required:
-            failures.append(CheckFailure(field.name, f"{field.name} is required: {accepted(field)}"))
-            continue
-        try:
-            inputs[field.name] = field.parse(value)
-        except Invalid as err:
-            failures.append(CheckFailure(field.name, f"{field.name} must be {err}; got {shown(field, value)}"))
+        canonical_value, refused = parsed(field.name, field, value)
+        if refused:
+            failures.append(CheckFailure(field.name, refused))
+        else:
+            inputs[field.name] = canonical_value
     return inputs, failures
 
 

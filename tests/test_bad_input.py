@@ -6,7 +6,7 @@ is accepted, at three layers:
 - the providers: `check` (what the engine calls at preview) refuses the value in the resource field the
   input maps to, for values that are Outputs at construction time or for a bare User/Key; a pass-through
   in front of the real proxy proves no call was made;
-- the stack program: `validate_users` refuses collisions between the users of one stack.
+- the stack program: `validate_users` refuses bad entries and collisions between the users of one stack.
 
 docs/bad-input.md is generated from this catalogue, with the messages the code really gives
 (UPDATE_DOCS=1 rewrites it; `test_docs_match_the_catalogue` fails when they differ).
@@ -184,16 +184,20 @@ def _user(user_id: str, **extra: Any) -> dict[str, Any]:
 
 STACK_CATALOGUE = [
     BadStack("two users declare the same key_alias", [_user("ann", key_alias="shared"), _user("bob", key_alias="shared")],
-             "litellm:users[1].key_alias 'shared' is already used by litellm:users[0]"),
+             "litellm:users[1] (user_id 'bob'): key_alias 'shared' is already used by litellm:users[0]; "),
     BadStack("a key_alias equal to another user's default alias (its user_id)", [_user("ann"), _user("bob", key_alias="ann")],
-             "litellm:users[1].key_alias 'ann' is already used by litellm:users[0]"),
+             "litellm:users[1] (user_id 'bob'): key_alias 'ann' is already used by litellm:users[0]; "),
     BadStack("the same user_id twice", [_user("ann"), {**_user("ann"), "user_email": "other@example.org"}],
-             "litellm:users[1].user_id 'ann' is already used by litellm:users[0]"),
+             "litellm:users[1] (user_id 'ann'): user_id 'ann' is already used by litellm:users[0]; "),
     BadStack("the same email, differing in case", [_user("ann"), {**_user("bob"), "user_email": "ANN@example.org"}],
-             "litellm:users[1].user_email 'ann@example.org' is already used by litellm:users[0]"),
+             "litellm:users[1] (user_id 'bob'): user_email 'ann@example.org' is already used by litellm:users[0]; "),
     BadStack("an input the module does not have", [_user("ann", user_name="Ann")],
-             "litellm:users[0]: unknown input user_name; accepted:"),
-    BadStack("a user without user_email", [{"user_id": "ann"}], "litellm:users[0].user_email is required"),
+             "litellm:users[0] (user_id 'ann'): unknown input 'user_name'; accepted: adopt_existing, "),
+    BadStack("a misspelt input", [_user("ann", max_budgt=5)],
+             "litellm:users[0] (user_id 'ann'): unknown input 'max_budgt'; did you mean 'max_budget'?"),
+    BadStack("a bad value, named by its entry", [_user("ann"), _user("bob"), _user("dan"), _user("carol", max_budget=-5)],
+             "litellm:users[3] (user_id 'carol'): max_budget must be a number >= 0; got -5"),
+    BadStack("a user without user_email", [{"user_id": "ann"}], "litellm:users[0] (user_id 'ann'): user_email is required: an email address"),
 ]
 
 
@@ -264,7 +268,7 @@ def test_the_catalogue_covers_every_input() -> None:
 def test_the_component_rejects_it_at_construction(bad: Bad) -> None:
     message, registered = component_error(bad)
     assert message is not None, f"UserWithKey accepted {bad.arg}={bad.value!r}"
-    assert message.startswith(f"UserWithKeyArgs.{bad.arg} must be "), message
+    assert message.startswith(f"UserWithKey 'catalogue': {bad.arg} must be "), message
     assert bad.accepted in message and f"got {bad.shown()}" in message, message
     assert_no_secret(message, bad)
     assert registered == [], "a resource was registered before the value was rejected"
@@ -300,8 +304,8 @@ def test_each_input_alone_is_accepted(tap) -> None:
 @pytest.mark.parametrize("field", ["url", "token", "user_id", "user_email"])
 def test_a_missing_required_input_says_what_is_accepted(field: str) -> None:
     message, _ = component_error(Bad(field, None, "", "missing"))
-    assert message is not None and message.startswith(f"UserWithKeyArgs.{field} is required: "), message
-    assert len(message) > len(f"UserWithKeyArgs.{field} is required: ") + 10
+    assert message is not None and message.startswith(f"UserWithKey 'catalogue': {field} is required: "), message
+    assert len(message) > len(f"UserWithKey 'catalogue': {field} is required: ") + 10
 
 
 # -------------------------------------------------------------------------------- documentation
@@ -314,7 +318,7 @@ def _cell(text: Any) -> str:
 
 def catalogue_markdown() -> str:
     lines = [BEGIN, "", f"{len(CATALOGUE)} bad values across all {len(REACHES)} inputs of `UserWithKeyArgs`, "
-             f"and {len(STACK_CATALOGUE)} stack-level collisions. The messages are the code's own, produced when "
+             f"and {len(STACK_CATALOGUE)} stack-level errors. The messages are the code's own, produced when "
              "this page was generated.", "",
              "| # | input | bad value | why | `UserWithKey(...)` raises | `check` of (resource field) |",
              "|---|---|---|---|---|---|"]
@@ -325,7 +329,7 @@ def catalogue_markdown() -> str:
         value = "[secret]" if bad.arg == "token" else bad.shown() + ("..." if len(repr(bad.value)) > 80 else "")
         lines.append(f"| {i + 1} | `{bad.arg}` | `{_cell(value)}` | {bad.why} | {_cell(message)} | "
                      f"{fields}: {_cell(checks[0][2][0][1] if checks[0][2] else 'ACCEPTED')} |")
-    lines += ["", "Stack level (`__main__.py` `validate_users`, at preview, before any resource is registered):", "",
+    lines += ["", "Stack level (`__main__.py` `validate_users`, at preview, before any resource is registered; `scripts/check` gives the same offline):", "",
               "| # | case | error |", "|---|---|---|"]
     for i, case in enumerate(STACK_CATALOGUE):
         lines.append(f"| {i + 1} | {case.why} | {_cell(stack_error(case))} |")

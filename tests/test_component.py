@@ -172,9 +172,9 @@ def test_provider_is_pickled_by_reference_and_small(monitor: RecordingMonitor) -
 
 
 def test_plain_bad_values_are_rejected_naming_the_module_input(monitor: RecordingMonitor) -> None:
-    with pytest.raises(ValueError, match=r"UserWithKeyArgs\.user_max_budget must be a number >= 0; got -1"):
+    with pytest.raises(ValueError, match=r"^UserWithKey 'alice': user_max_budget must be a number >= 0; got -1$"):
         make(user_max_budget=-1)
-    with pytest.raises(ValueError, match=r"UserWithKeyArgs\.duration must be a LiteLLM duration"):
+    with pytest.raises(ValueError, match=r"^UserWithKey 'alice': duration must be a LiteLLM duration"):
         make(duration="forever")
 
 

