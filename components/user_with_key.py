@@ -38,8 +38,9 @@ def _reject_unknown_names(cls: type) -> type:
 class UserWithKeyArgs:
     """The module's inputs, names and defaults unchanged; each takes a plain value or a `pulumi.Input`.
 
-    `adopt_existing` is new: opt in to take over a user (and its key, by alias) that already exists on the
-    proxy instead of failing with 409.
+    New: `adopt_existing` opts in to take over a user (and its key, by alias) that already exists on the
+    proxy instead of failing with 409; `rotate_after`, `rotation_trigger` and `rotation_grace` rotate the key
+    (README, "Rotating keys").
     """
 
     url: pulumi.Input[str]
@@ -64,6 +65,9 @@ class UserWithKeyArgs:
     user_models: pulumi.Input[list[str]] = dataclasses.field(default_factory=lambda: ["fake_model"])
     user_role: pulumi.Input[str] = "app_user"
     adopt_existing: pulumi.Input[bool] = False
+    rotate_after: Optional[pulumi.Input[str]] = None
+    rotation_trigger: Optional[pulumi.Input[str]] = None
+    rotation_grace: Optional[pulumi.Input[str]] = None
 
 
 # Which resource field validates each module input (the names differ only for user_models, user_max_budget).
@@ -218,6 +222,9 @@ class UserWithKey(pulumi.ComponentResource):
                 spend=args.spend,
                 model_max_budget=args.model_max_budget,
                 adopt_existing=args.adopt_existing,
+                rotate_after=args.rotate_after,
+                rotation_trigger=args.rotation_trigger,
+                rotation_grace=args.rotation_grace,
             ),
             child,
         )
