@@ -1,0 +1,218 @@
+"""Key rotation, expiry and hand-over (issue 10), the way `pulumi preview / up / refresh / destroy` runs it:
+the real plugin over gRPC (tests/harness), the real proxy behind a counting pass-through. A key works when
+/chat/completions with the test proxy's `fake-mock` model answers 200 for it, and not when it answers 401.
+
+Three shapes: a plain `Key` (a program declaring one Key per `litellm:keys` entry, its user made directly),
+and the stack program (`__main__.py`: its `litellm:users` config, one `UserWithKey` each) with a generated
+key and with the key /user/new auto-created. Durations are seconds ("3s"), so the tests wait a few.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pulumi
+import pytest
+import requests
+
+from harness import Stack
+from providers import Key, KeyArgs
+from providers.client import LiteLLMClient, NotFound, token_hash
+from providers.rotation import when
+from support.passthrough import PassThrough
+from support.proxy_state import key_alive, keys_of
+
+SHAPES = ("key", "generated", "auto")
+EACH_SHAPE = pytest.mark.parametrize("shape", SHAPES, ids=["plain-Key", "UserWithKey-generated", "UserWithKey-auto"])
+
+
+def key_program() -> None:
+    """One plain Key per `litellm:keys` entry, exporting `<user_id>_key` and `<user_id>_key_data`."""
+    config = pulumi.Config("litellm")
+    for entry in config.require_object("keys"):
+        key = Key(entry["user_id"], KeyArgs(url=config.require("url"), token=config.require_secret("token"), **entry))
+        pulumi.export(f"{entry['user_id']}_key", key.key)
+        pulumi.export(f"{entry['user_id']}_key_data", key.key_data)
+
+
+class Rotating:
+    """One user's key in one shape, with the stack that manages it."""
+
+    def __init__(self, stack: Stack, shape: str, uid: str, entry: dict[str, Any]) -> None:
+        self.stack, self.shape, self.uid, self.entry = stack, shape, uid, entry
+        self.alias = entry["key_alias"]
+
+    def declare(self, **changes: Any) -> None:
+        self.entry = {**self.entry, **changes}
+        self.stack.config["litellm:keys" if self.shape == "key" else "litellm:users"] = [self.entry]
+
+    @property
+    def raw(self) -> str:
+        return self.stack.outputs[f"{self.uid}_key"]
+
+    @property
+    def key_hash(self) -> str:
+        return self.stack.resource("Key", self.uid).id
+
+    def created_at(self) -> float:
+        return when(self.stack.outputs[f"{self.uid}_key_data"]["info"]["created_at"]).timestamp()
+
+    def expires(self) -> float:
+        return when(self.stack.outputs[f"{self.uid}_key_data"]["info"]["expires"]).timestamp()
+
+
+@pytest.fixture
+def rotating(tmp_path: Path, litellm: Any, tap: PassThrough, api: LiteLLMClient, unique: str) -> Iterator[Callable[..., Rotating]]:
+    made: list[Rotating] = []
+
+    def make(shape: str, **rotation: Any) -> Rotating:
+        uid = f"{unique}{shape[0]}"
+        entry: dict[str, Any] = dict(user_id=uid, key_alias=f"{uid}-key", models=["fake-mock"], **rotation)
+        if shape == "key":
+            api.user_new({"user_id": uid, "user_email": f"{uid}@example.org", "auto_create_key": False})
+        else:
+            entry.update(user_email=f"{uid}@example.org", user_role="internal_user", user_models=["fake-mock"],
+                         auto_create_key=shape == "auto")
+        stack = Stack(tmp_path / "state", {"litellm:url": tap.url, "litellm:token": litellm.master_key},
+                      program=key_program if shape == "key" else None)
+        made.append(Rotating(stack, shape, uid, entry))
+        made[-1].declare()
+        return made[-1]
+
+    yield make
+    for one in made:
+        try:
+            one.stack.destroy()
+        finally:
+            try:
+                api.user_delete(one.uid)
+            except NotFound:
+                pass
+
+
+def works(litellm: Any, raw: str) -> int:
+    """The status /chat/completions answers for this key (200: it works; 401: it does not)."""
+    answer = requests.post(f"{litellm.url}/chat/completions", headers={"Authorization": f"Bearer {raw}"},
+                           json={"model": "fake-mock", "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+    return answer.status_code
+
+
+def wait_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.time()) + 0.5)
+
+
+def calls(tap: PassThrough) -> Counter[str]:
+    return Counter(f"{c.method} {c.path}" for c in tap.calls)
+
+
+def holders(api: LiteLLMClient, alias: str) -> list[str]:
+    return [row["token"] for row in api.keys_with_alias(alias)]
+
+
+def user_op(one: Rotating, result: Any) -> str:
+    return "none" if one.shape == "key" else result.ops()[f"User/{one.uid}"]
+
+
+# ---------------------------------------------------------------------- age
+@EACH_SHAPE
+def test_a_key_older_than_rotate_after_is_replaced_and_the_old_one_stops_working(shape, rotating, tap, api, litellm):
+    one = rotating(shape, rotate_after="3s")
+    one.stack.up()
+    old_raw, old_hash = one.raw, one.key_hash
+    assert works(litellm, old_raw) == 200
+
+    tap.reset()
+    assert one.stack.preview().ops()[f"Key/{one.uid}"] == "same"  # right after up: not due yet
+    assert tap.count() == 0
+
+    wait_until(one.created_at() + 3)
+    preview = one.stack.preview()
+    assert preview.ops()[f"Key/{one.uid}"] == "replace"
+    assert preview.step("Key", one.uid).replaces == ["rotate_after"]
+    assert tap.count() == 0  # decided from the state, with no call
+
+    tap.reset()
+    up = one.stack.up()
+    assert up.ops()[f"Key/{one.uid}"] == "replace"
+    assert user_op(one, up) in ("none", "same")  # a rotation never touches the user
+    new_raw, new_hash = one.raw, one.key_hash
+    assert new_hash != old_hash and token_hash(new_raw) == new_hash
+    assert works(litellm, new_raw) == 200
+    assert works(litellm, old_raw) == 401
+    assert not key_alive(api, old_hash)
+    assert holders(api, one.alias) == [new_hash]
+    assert [row["token"] for row in keys_of(api, one.uid)] == [new_hash]
+    # Rename, generate, the create protocol's marker update, read-back, the old key's delete (docs/lifecycle.md).
+    assert calls(tap) == Counter({"POST /key/update": 2, "POST /key/generate": 1, "GET /key/info": 1,
+                                  "POST /key/delete": 1})
+
+
+# ------------------------------------------------------- trigger and grace
+@EACH_SHAPE
+def test_a_new_trigger_rotates_with_a_grace_and_nothing_is_left_after_the_next_rotation_and_destroy(
+    shape, rotating, tap, api, litellm
+):
+    one = rotating(shape, rotation_trigger="first", rotation_grace="5s")
+    one.stack.up()
+    first_raw, first_hash = one.raw, one.key_hash
+
+    tap.reset()  # an unchanged trigger: nothing to do, no call
+    assert set(one.stack.preview().ops().values()) == {"same"}
+    assert set(one.stack.up().ops().values()) == {"same"}
+    assert tap.count() == 0
+
+    one.declare(rotation_trigger="leaked")
+    preview = one.stack.preview()
+    assert preview.ops()[f"Key/{one.uid}"] == "replace"
+    assert preview.step("Key", one.uid).replaces == ["rotation_trigger"]
+    tap.reset()
+    up = one.stack.up()
+    rotated_at = time.time()
+    assert user_op(one, up) in ("none", "same")
+    second_raw, second_hash = one.raw, one.key_hash
+    assert works(litellm, second_raw) == 200 and works(litellm, first_raw) == 200  # both during the grace
+    assert holders(api, one.alias) == [second_hash]
+    assert holders(api, f"{one.alias}.retired-{first_hash[:8]}") == [first_hash]
+    assert one.stack.resource("Key", one.uid).outputs["retired_keys"] == [first_hash]
+    # Rename, generate, marker update, read-back, and the grace on the old key; no delete.
+    assert calls(tap) == Counter({"POST /key/update": 3, "POST /key/generate": 1, "GET /key/info": 1})
+
+    wait_until(rotated_at + 5)
+    assert works(litellm, first_raw) == 401 and works(litellm, second_raw) == 200
+
+    one.declare(rotation_trigger="routine")
+    one.stack.up()
+    third_hash = one.key_hash
+    assert not key_alive(api, first_hash)  # the next rotation deleted the key the last one retired
+    assert key_alive(api, second_hash) and works(litellm, one.raw) == 200
+    assert sorted(row["token"] for row in keys_of(api, one.uid)) == sorted([second_hash, third_hash])
+
+    one.stack.destroy()
+    assert not key_alive(api, second_hash) and not key_alive(api, third_hash)
+
+
+# ------------------------------------------------------------------ expiry
+@EACH_SHAPE
+def test_an_expired_key_is_reported_by_refresh_and_replaced_by_the_next_up(shape, rotating, tap, api, litellm):
+    one = rotating(shape, duration="3s", rotation_grace="1h")
+    one.stack.up()
+    old_raw, old_hash = one.raw, one.key_hash
+    wait_until(one.expires())
+    assert works(litellm, old_raw) == 401
+
+    refresh = one.stack.refresh()
+    assert refresh.ops()[f"Key/{one.uid}"] == "update"
+    assert refresh.step("Key", one.uid).replaces == ["expires"]
+
+    one.declare(duration="30d")
+    preview = one.stack.preview()
+    assert preview.ops()[f"Key/{one.uid}"] == "replace"
+    assert preview.step("Key", one.uid).replaces == ["expires"]
+    one.stack.up()
+    assert works(litellm, one.raw) == 200
+    assert works(litellm, old_raw) == 401  # an expired key gets no grace: it is not brought back to life
+    assert not key_alive(api, old_hash)
+    assert holders(api, one.alias) == [one.key_hash]
