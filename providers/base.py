@@ -92,17 +92,37 @@ def read_back(read: Callable[[str], dict[str, Any]], identity: str) -> dict[str,
         return None
 
 
+def moved(olds: Mapping[str, Any], news: Mapping[str, Any]) -> str | None:
+    """The new proxy url when `url` changed (the objects in the state were made at the old one), else None."""
+    old, new = (fields.canonical(fields.CREDENTIALS[0], props.get("url")) for props in (olds, news))
+    return new if old != new else None
+
+
+def not_at(what: str, url: str) -> LiteLLMError:
+    """The error for an object the state has that is not at the proxy's new url."""
+    return LiteLLMError(
+        "check the new url",
+        f"{what} does not exist at {url} (litellm:url changed): run `pulumi refresh` (it drops what the new "
+        "proxy does not have), then `pulumi up` creates it there",
+        404,
+    )
+
+
 def client_for(props: Mapping[str, Any]) -> LiteLLMClient:
     """A client with the credentials the program declared (create, update)."""
     url = fields.unwrap_secret(props["url"])
     return LiteLLMClient(url, fields.unwrap_secret(props["token"]), ClientSettings.from_env())
 
 
-def current_client_for(props: Mapping[str, Any]) -> LiteLLMClient:
-    """A client for read and delete, whose props are the state's: the configured token wins when it is for
-    the same proxy, so a token saved in state before the last `up` is not needed once it is revoked."""
+def current_client_for(props: Mapping[str, Any], follow_url: bool = False) -> LiteLLMClient:
+    """A client for read and delete, whose props are the state's: the stack's current token wins when it
+    is for the same proxy, so a rotated (and revoked) token saved in state is never needed again. With
+    `follow_url` (read), the stack's configured url and token win outright: after `litellm:url` changed,
+    a refresh asks the new proxy, and drops what is not there so that `up` creates it."""
     url = fields.unwrap_secret(props["url"]).rstrip("/")
     token = fields.unwrap_secret(props["token"])
+    if follow_url and _stack_config.get("url") and _stack_config.get("token"):
+        return LiteLLMClient(_stack_config["url"].rstrip("/"), _stack_config["token"], ClientSettings.from_env())
     configured_url = _stack_config.get("url") or os.environ.get("LITELLM_URL")
     configured_token = _stack_config.get("token") or os.environ.get("LITELLM_MASTER_KEY")
     if configured_token and configured_url and configured_url.rstrip("/") == url:

@@ -85,6 +85,10 @@ class CreateProtocol(Generic[Result, Found]):
                 return self.attempt()
             except (Conflict, AmbiguousFailure) as err:
                 failure: LiteLLMError = err
+            except LiteLLMError as err:
+                if err.status is not None:  # LiteLLM's verdict on the request (400, 422, ...): its words
+                    raise
+                raise self._failed(err, "the request never reached the proxy", may_land) from None
             ambiguous = isinstance(failure, AmbiguousFailure)
             if not (ambiguous and failure.surely_not_done):
                 may_land = may_land or ambiguous

@@ -23,7 +23,7 @@ from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, Upda
 
 from . import fields as f
 from . import rotation
-from .base import ChangeSet, LiteLLMProvider, client_for, current_client_for, read_back
+from .base import ChangeSet, LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound, token_hash
 from .create import PENDING, CreateProtocol, finish, pending
 from .rotation import Rotation
@@ -130,7 +130,7 @@ class KeyProvider(LiteLLMProvider):
         return CreateResult(key_hash, _outputs(props, raw, response, key_data, [old.old_hash] if graced else []))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        key_data = _info_unless_gone(current_client_for(props), id_)
+        key_data = _info_unless_gone(current_client_for(props, follow_url=True), id_)
         if key_data is None:
             return ReadResult("", {})
         info = key_data.get("info") or {}
@@ -139,7 +139,10 @@ class KeyProvider(LiteLLMProvider):
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         sent = [n for n in f.changed(KEY_FIELDS, olds, news) if self.field(n).sent]
         raw, retired = olds.get("key"), olds.get("retired_keys") or []
-        if not sent:  # only credentials or rotation settings changed: nothing to tell the proxy
+        if not sent:  # only credentials or rotation settings changed: nothing to send, but a new url must hold it
+            new_url = moved(olds, news)
+            if new_url and _is_gone(client_for(news), id_):
+                raise not_at(f"key {id_[:12]}... (alias {olds.get('key_alias')!r})", new_url)
             return UpdateResult(_outputs(news, raw, olds.get("key_response"), olds.get("key_data"), retired))
         client = client_for(news)
         try:

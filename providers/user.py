@@ -12,10 +12,10 @@ import dataclasses
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from .base import LiteLLMProvider, client_for, current_client_for, read_back
+from .base import LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import DONE, PENDING, CreateProtocol, finish, pending
 
@@ -37,6 +37,10 @@ USER_FIELDS: tuple[f.Field, ...] = (
     f.Field("adopt_existing", f.boolean, required=True, sent=False, live=False, diffed=False, default=False),
 )
 SECRET_OUTPUTS = ["token", "user_response"]
+EMPTIED_MODELS = (
+    "models cannot be emptied once set: LiteLLM ignores an empty list on /user/update, so the user would keep "
+    "its models. List the models it should keep, or give the user a new user_id (a new user) to start with none"
+)
 
 
 class UserProvider(LiteLLMProvider):
@@ -46,7 +50,10 @@ class UserProvider(LiteLLMProvider):
         user_id = news.get("user_id")
         if news.get("user_alias") is None and (isinstance(user_id, str) or f.is_unknown(user_id)):
             news = {**news, "user_alias": user_id}  # coalesce(user_alias, user_id), as the module does
-        return super().check(olds, news)
+        result = super().check(olds, news)
+        if olds.get("models") and result.inputs.get("models") == []:
+            result.failures.append(CheckFailure("models", EMPTIED_MODELS))
+        return result
 
     def delete_before_replace(self, replaces: list[str]) -> bool:
         """Always: a User's id is its user_id (a forced replacement reuses it), and LiteLLM keeps
@@ -59,13 +66,14 @@ class UserProvider(LiteLLMProvider):
         request["auto_create_key"] = props["auto_create_key"]
         request["metadata"] = PENDING  # the User does not manage metadata: the marker is all of it
         if props["auto_create_key"] and props.get("key_alias"):
+            _refuse_taken_alias(client, props)
             request["key_alias"] = props["key_alias"]
         response = self._create(client, props, request)
         return CreateResult(props["user_id"], _outputs(props, response, read_back(client.user_info, props["user_id"])))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         try:
-            user_data = current_client_for(props).user_info(id_)
+            user_data = current_client_for(props, follow_url=True).user_info(id_)
         except NotFound:
             return ReadResult("", {})
         live = f.live_values(USER_FIELDS, user_data.get("user_info") or {})
@@ -74,14 +82,13 @@ class UserProvider(LiteLLMProvider):
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         names = f.changed(USER_FIELDS, olds, news)
         sent = [n for n in names if self.field(n).sent]
-        if not sent:  # only credentials changed: nothing to tell the proxy
+        if not sent:  # only credentials changed: nothing to change on the proxy, but a new url must hold it
+            new_url = moved(olds, news)
+            if new_url and not _exists(client_for(news), id_):
+                raise not_at(f"user {id_!r}", new_url)
             return UpdateResult(_outputs(news, olds.get("user_response"), olds.get("user_data")))
-        if "models" in sent and not news["models"]:
-            raise LiteLLMError(
-                "update user",
-                f"models: LiteLLM ignores an empty list on /user/update, so user {id_!r} cannot lose all "
-                "its models this way; list the models it should keep",
-            )
+        if "models" in sent and not news["models"]:  # check refuses it; a guard for a diff it never saw
+            raise ValueError(EMPTIED_MODELS)
         client = client_for(news)
         _require_exists(client, id_)  # /user/update would silently create a missing user
         client.user_update({"user_id": id_, **f.body(USER_FIELDS, news, sent)})
@@ -162,16 +169,36 @@ class UserProvider(LiteLLMProvider):
         return {**live, "key": ""}
 
 
-def _require_exists(client: LiteLLMClient, user_id: str) -> None:
+def _refuse_taken_alias(client: LiteLLMClient, props: dict[str, Any]) -> None:
+    """/user/new does not check that the auto-created key's alias is free: it would mint a second key with an
+    alias another user's key holds. (A key of this user with it is the user's own, from an earlier attempt.)"""
+    alias, user_id = props["key_alias"], props["user_id"]
+    if any(row.get("user_id") != user_id for row in client.keys_with_alias(alias)):
+        raise LiteLLMError(
+            "create user",
+            f"key_alias {alias!r} is already used by a key of another user on the proxy (aliases are unique "
+            f"across the proxy), so user {user_id!r} was not created: /user/new would give it a second key "
+            "with that alias. Choose another key_alias",
+            409,
+        )
+
+
+def _exists(client: LiteLLMClient, user_id: str) -> bool:
     try:
         client.user_info(user_id)
     except NotFound:
+        return False
+    return True
+
+
+def _require_exists(client: LiteLLMClient, user_id: str) -> None:
+    if not _exists(client, user_id):
         raise LiteLLMError(
             "update user",
             f"user {user_id!r} no longer exists on the proxy (deleted outside Pulumi); "
             "run `pulumi refresh`, then `pulumi up` recreates it",
             404,
-        ) from None
+        )
 
 
 def _outputs(props: dict[str, Any], response: Any, user_data: Any) -> dict[str, Any]:

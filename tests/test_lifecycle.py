@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import pickletools
+import re
 import shutil
 from collections import Counter
 from datetime import datetime
@@ -27,6 +28,8 @@ from harness import UNKNOWN, EngineError, Plugin, PluginError, Stack, clean_env,
 from providers.client import LiteLLMClient, NotFound, token_hash
 from support.passthrough import PassThrough
 from support.proxy_state import key_alive, keys_of, user_exists
+
+ROOT = Path(__file__).resolve().parents[1]
 
 OUTPUTS = ("user_response", "user_data", "key", "key_data", "key_response")
 SECRET_OUTPUTS = {"user_response", "key", "key_response"}
@@ -158,9 +161,11 @@ def test_up_from_empty_creates_users_and_keys_as_declared_with_the_five_outputs_
     result = stack.up()
 
     assert set(result.ops().values()) == {"create"} and len(result.ops()) == 6
-    # 4 calls per UserWithKey in each mode (the module: 6).
-    assert calls(tap) == Counter({"POST /user/new": 2, "GET /user/info": 2, "POST /key/generate": 1,
-                                  "POST /key/update": 1, "GET /key/info": 2})
+    # 6 calls per UserWithKey in each mode (docs/lifecycle.md): each create replaces its pending marker
+    # (/user/update, /key/update), and the auto-created key's alias is checked first (/key/list).
+    assert calls(tap) == Counter({"POST /user/new": 2, "POST /user/update": 2, "GET /user/info": 2,
+                                  "POST /key/generate": 1, "POST /key/update": 2, "GET /key/info": 2,
+                                  "GET /key/list": 1})
     for s in (a, b):
         uid = s["user_id"]
         key_row = assert_on_proxy(api, stack, s)
@@ -316,7 +321,8 @@ def test_each_kind_of_change_previews_as_update_or_replace_then_up_applies_it(st
     up = stack.up()
     assert up.ops() == {"UserWithKey/svc0": "same", "User/svc0": "replace", "Key/svc0": "replace"}
     assert calls(tap) == Counter({"POST /key/delete": 1, "POST /user/delete": 1, "POST /user/new": 1,
-                                  "GET /user/info": 1, "POST /key/generate": 1, "GET /key/info": 1})
+                                  "POST /user/update": 1, "GET /user/info": 1, "POST /key/generate": 1,
+                                  "POST /key/update": 1, "GET /key/info": 1})
     assert not user_exists(api, uid) and not key_alive(api, old_hash)
     assert_on_proxy(api, stack, replaced, name="svc0")
 
@@ -554,7 +560,9 @@ def test_provider_modules_import_in_a_fresh_plugin_with_no_stack_config_and_no_n
 # ------------------------------------------------------------ figures (docs/lifecycle.md)
 @pytest.mark.parametrize("auto", [False, True], ids=["generated-key", "auto-created-key"])
 def test_calls_per_step_for_one_user_with_key(stacks, tap, unique, auto):
-    """The figures in docs/lifecycle.md: proxy calls per step for one UserWithKey, and `__provider` sizes."""
+    """The figures in docs/lifecycle.md, read from the doc: proxy calls per step for one UserWithKey, and
+    `__provider` sizes."""
+    figures, documented_sizes = documented_figures(auto)
     stack = stacks([spec(unique, auto=auto)])
     measured: dict[str, int] = {}
     for step in ("preview", "up", "noop_preview", "noop_up", "refresh", "destroy"):
@@ -563,8 +571,28 @@ def test_calls_per_step_for_one_user_with_key(stacks, tap, unique, auto):
         measured[step] = tap.count()
         if step == "preview":
             sizes = {t: len(provider_string(result, t)) for t in ("User", "Key")}
-    assert measured == {"preview": 0, "up": 4, "noop_preview": 0, "noop_up": 0, "refresh": 2, "destroy": 2}
-    assert sizes == {"User": 68, "Key": 64} and max(sizes.values()) <= PROVIDER_LIMIT
+    assert measured == figures
+    assert sizes == documented_sizes and max(sizes.values()) <= PROVIDER_LIMIT
+
+
+FIGURE_ROWS = {"preview of a new stack": "preview", "up (create)": "up", "no-op preview": "noop_preview",
+               "no-op up": "noop_up", "refresh": "refresh", "destroy": "destroy"}
+
+
+def documented_figures(auto: bool) -> tuple[dict[str, int], dict[str, int]]:
+    """The bold figures of docs/lifecycle.md's tables: calls per step (the generated-key or the
+    auto-created-key column) and `__provider` bytes per resource."""
+    calls_per_step: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for line in (ROOT / "docs" / "lifecycle.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if cells[0] in FIGURE_ROWS and len(cells) >= 3:
+            calls_per_step[FIGURE_ROWS[cells[0]]] = int(re.match(r"\*\*(\d+)\*\*", cells[2 if auto else 1]).group(1))
+        size = re.fullmatch(r"`pulumi-python:dynamic/litellm:(\w+)`", cells[0])
+        if size and len(cells) >= 2:
+            sizes[size.group(1)] = int(re.match(r"\*\*(\d+) bytes\*\*", cells[1]).group(1))
+    assert set(calls_per_step) == set(FIGURE_ROWS.values()) and set(sizes) == {"User", "Key"}, "doc tables moved"
+    return calls_per_step, sizes
 
 
 def test_a_failed_up_keeps_what_was_done_and_the_next_up_finishes(stacks, tap, api, unique):

@@ -209,11 +209,23 @@ def test_numbers_as_floats_are_no_change(litellm, unique):
 
 def test_token_rotation_is_an_update_without_calls(litellm, unique, cleanup, tap):
     user, key = create_pair(litellm, unique, cleanup)
+    olds = {**key.outs, "url": tap.url}  # as if created through the pass-through, which counts the calls
     news = key_props(litellm, unique, token="sk-rotated-admin-key", url=tap.url)
-    diff = KEYS.diff(key.id, key.outs, news)
-    assert diff.diffs == ["url", "token"] and diff.replaces == []
-    assert KEYS.update(key.id, key.outs, news).outs["token"] == "sk-rotated-admin-key"
+    diff = KEYS.diff(key.id, olds, news)
+    assert diff.diffs == ["token"] and diff.replaces == []
+    assert KEYS.update(key.id, olds, news).outs["token"] == "sk-rotated-admin-key"
     assert tap.count() == 0
+
+
+def test_a_url_change_checks_the_key_at_the_new_url(litellm, api, unique, cleanup, tap):
+    """One GET at the new url; a key that is not there is a clear error, not a silent state change."""
+    user, key = create_pair(litellm, unique, cleanup)
+    news = key_props(litellm, unique, url=tap.url)
+    assert KEYS.update(key.id, key.outs, news).outs["url"] == tap.url
+    assert [f"{c.method} {c.path}" for c in tap.calls] == ["GET /key/info"]
+    api.key_delete(key.id)
+    with pytest.raises(LiteLLMError, match=r"does not exist at http://127\.0\.0\.1:\d+ \(litellm:url changed\)"):
+        KEYS.update(key.id, key.outs, news)
 
 
 # ------------------------------------------------------------------ delete

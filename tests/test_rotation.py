@@ -93,9 +93,9 @@ def rotating(tmp_path: Path, litellm: Any, tap: PassThrough, api: LiteLLMClient,
                 pass
 
 
-def works(litellm: Any, raw: str) -> int:
+def works(url: str, raw: str) -> int:
     """The status /chat/completions answers for this key (200: it works; 401: it does not)."""
-    answer = requests.post(f"{litellm.url}/chat/completions", headers={"Authorization": f"Bearer {raw}"},
+    answer = requests.post(f"{url}/chat/completions", headers={"Authorization": f"Bearer {raw}"},
                            json={"model": "fake-mock", "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
     return answer.status_code
 
@@ -122,7 +122,7 @@ def test_a_key_older_than_rotate_after_is_replaced_and_the_old_one_stops_working
     one = rotating(shape, rotate_after="3s")
     one.stack.up()
     old_raw, old_hash = one.raw, one.key_hash
-    assert works(litellm, old_raw) == 200
+    assert works(litellm.url, old_raw) == 200
 
     tap.reset()
     assert one.stack.preview().ops()[f"Key/{one.uid}"] == "same"  # right after up: not due yet
@@ -140,8 +140,8 @@ def test_a_key_older_than_rotate_after_is_replaced_and_the_old_one_stops_working
     assert user_op(one, up) in ("none", "same")  # a rotation never touches the user
     new_raw, new_hash = one.raw, one.key_hash
     assert new_hash != old_hash and token_hash(new_raw) == new_hash
-    assert works(litellm, new_raw) == 200
-    assert works(litellm, old_raw) == 401
+    assert works(litellm.url, new_raw) == 200
+    assert works(litellm.url, old_raw) == 401
     assert not key_alive(api, old_hash)
     assert holders(api, one.alias) == [new_hash]
     assert [row["token"] for row in keys_of(api, one.uid)] == [new_hash]
@@ -173,7 +173,7 @@ def test_a_new_trigger_rotates_with_a_grace_and_nothing_is_left_after_the_next_r
     rotated_at = time.time()
     assert user_op(one, up) in ("none", "same")
     second_raw, second_hash = one.raw, one.key_hash
-    assert works(litellm, second_raw) == 200 and works(litellm, first_raw) == 200  # both during the grace
+    assert works(litellm.url, second_raw) == 200 and works(litellm.url, first_raw) == 200  # both during the grace
     assert holders(api, one.alias) == [second_hash]
     assert holders(api, f"{one.alias}.retired-{first_hash[:8]}") == [first_hash]
     assert one.stack.resource("Key", one.uid).outputs["retired_keys"] == [first_hash]
@@ -181,13 +181,13 @@ def test_a_new_trigger_rotates_with_a_grace_and_nothing_is_left_after_the_next_r
     assert calls(tap) == Counter({"POST /key/update": 3, "POST /key/generate": 1, "GET /key/info": 1})
 
     wait_until(rotated_at + 5)
-    assert works(litellm, first_raw) == 401 and works(litellm, second_raw) == 200
+    assert works(litellm.url, first_raw) == 401 and works(litellm.url, second_raw) == 200
 
     one.declare(rotation_trigger="routine")
     one.stack.up()
     third_hash = one.key_hash
     assert not key_alive(api, first_hash)  # the next rotation deleted the key the last one retired
-    assert key_alive(api, second_hash) and works(litellm, one.raw) == 200
+    assert key_alive(api, second_hash) and works(litellm.url, one.raw) == 200
     assert sorted(row["token"] for row in keys_of(api, one.uid)) == sorted([second_hash, third_hash])
 
     one.stack.destroy()
@@ -201,7 +201,7 @@ def test_an_expired_key_is_reported_by_refresh_and_replaced_by_the_next_up(shape
     one.stack.up()
     old_raw, old_hash = one.raw, one.key_hash
     wait_until(one.expires())
-    assert works(litellm, old_raw) == 401
+    assert works(litellm.url, old_raw) == 401
 
     refresh = one.stack.refresh()
     assert refresh.ops()[f"Key/{one.uid}"] == "update"
@@ -212,7 +212,7 @@ def test_an_expired_key_is_reported_by_refresh_and_replaced_by_the_next_up(shape
     assert preview.ops()[f"Key/{one.uid}"] == "replace"
     assert preview.step("Key", one.uid).replaces == ["expires"]
     one.stack.up()
-    assert works(litellm, one.raw) == 200
-    assert works(litellm, old_raw) == 401  # an expired key gets no grace: it is not brought back to life
+    assert works(litellm.url, one.raw) == 200
+    assert works(litellm.url, old_raw) == 401  # an expired key gets no grace: it is not brought back to life
     assert not key_alive(api, old_hash)
     assert holders(api, one.alias) == [one.key_hash]

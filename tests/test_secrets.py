@@ -127,7 +127,7 @@ def _cut_off_answer(ctx: dict[str, Any]) -> None:
 
 
 def _gave_up_generating(ctx: dict[str, Any]) -> None:
-    ctx["tap"].inject("drop_after", path="/key/generate", times=10)
+    ctx["tap"].inject("drop_before", path="/key/generate", times=10)  # the minted raw key went out each time
     KEYS.create({**ctx["one"].key_inputs, "key_alias": ctx["unique"] + "-lost"})
 
 
@@ -141,7 +141,7 @@ FAILURES: dict[str, tuple[Callable[[dict[str, Any]], None], Optional[int]]] = {
     "read timeout": (_read_timeout, None),
     "dropped after forwarding": (_dropped_after, None),
     "answer cut off": (_cut_off_answer, None),
-    "every generated key lost": (_gave_up_generating, None),
+    "every key generate dropped": (_gave_up_generating, None),
 }
 
 
@@ -297,7 +297,8 @@ def test_the_state_never_holds_secrets_in_plain_text(tmp_path, litellm, api, tap
         state.up()
         raw_keys += [state.outputs[f"{u['user_id']}_key"] for u in users]
         raw_keys.append(state.outputs[f"{unique}-auto_user_response"]["key"])
-        assert all(raw_keys) and tap.count(path="/key/delete") == 1
+        # The lost answer's key was found by its minted raw key's hash and kept: nothing deleted.
+        assert all(raw_keys) and tap.count(path="/key/generate") == 1 and tap.count(path="/key/delete") == 0
         scan("up with a lost answer")
 
         state.config["litellm:users"] = [{**u, "rpm_limit": 33} for u in users]

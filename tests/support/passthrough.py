@@ -10,6 +10,9 @@ and can inject faults on matching requests:
   status       answer `status` itself (429 with Retry-After, 502, 503, 504, ...) without forwarding
   truncate     forward, then send the headers and only half the body before closing
 
+and can make the proxy unreachable: `stall_connections()` stops accepting and fills the listen queue, so
+every new connection times out while connecting, until `resume_connections()`.
+
     with PassThrough(upstream_url) as tap:
         tap.inject("drop_after", method="POST", path="/key/generate")
         ... point the client at tap.url ...
@@ -86,6 +89,8 @@ class PassThrough:
         self.access_log: list[str] = []  # request lines as an access log would write them
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
+        self._stall_after: Optional[tuple[str, str]] = None
+        self._stalled: list[socket.socket] = []
 
     # ---------------------------------------------------------------- control
     @property
@@ -104,12 +109,54 @@ class PassThrough:
         if self.tls is not None:
             self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
+        self._serve()
+        return self
+
+    def _serve(self) -> None:
+        assert self._server is not None
         # A short poll interval: stop() (shutdown) waits for it, once per test.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
-        return self
+
+    def stall_connections(self, after: Optional[tuple[str, str]] = None) -> None:
+        """Make every new connection time out while connecting (an unreachable proxy): stop accepting and
+        fill the listen queue, so the kernel answers no more connection requests. With `after` (method,
+        path): once the next such call has been forwarded, before its answer is sent."""
+        if after is not None:
+            with self._lock:
+                self._stall_after = after
+            return
+        assert self._server is not None
+        self._server.shutdown()
+        address = self._server.server_address[:2]
+        for _ in range(self._server.request_queue_size + 2):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(address)
+            self._stalled.append(filler)
+
+    def resume_connections(self) -> None:
+        with self._lock:
+            self._stall_after = None
+        if not self._stalled:
+            return
+        for filler in self._stalled:
+            filler.close()
+        self._stalled.clear()
+        self._serve()
+
+    def _stall_if_due(self, method: str, path: str) -> None:
+        with self._lock:
+            due = self._stall_after == (method, path)
+            if due:
+                self._stall_after = None
+        if due:
+            self.stall_connections()
 
     def stop(self) -> None:
+        for filler in self._stalled:
+            filler.close()
+        self._stalled.clear()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -131,12 +178,14 @@ class PassThrough:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+        self.resume_connections()
 
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
             self.access_log.clear()
             self._faults.clear()
+        self.resume_connections()
 
     def bodies(self, *, method: Optional[str] = "POST", path: Optional[str] = None) -> list[Any]:
         """The redacted JSON bodies of the calls seen, in order, optionally only one method/path."""
@@ -274,6 +323,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = tap.rewrite(self.command, path, query, status, payload, fetch)
         tap._record(Call(self.command, path, query, None if kind in ("drop_after", "truncate") else status, kind,
                          upstream=upstream), line, body)
+        tap._stall_if_due(self.command, path)
         if kind == "drop_after":
             return self._drop()
         if kind == "truncate":

@@ -1,0 +1,103 @@
+"""What LiteLLM would get wrong without the providers' guards, through the stack program and the real
+plugin: a second key with a taken alias from /user/new, objects the state has that a new `litellm:url`
+does not, and a user's `models` that /user/update cannot empty."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness import Stack
+from harness.engine import EngineError
+from harness.plugin import PluginError, clean_env
+from providers.client import LiteLLMError, token_hash
+from support.passthrough import PassThrough
+from support.proxy_state import key_alive, keys_of, user_exists
+
+
+def user(uid: str, **overrides: Any) -> dict[str, Any]:
+    return {"user_id": uid, "user_email": f"{uid}@example.org", "user_role": "internal_user",
+            "models": ["fake-gpt-4o"], "user_models": ["fake-gpt-4o"], **overrides}
+
+
+def stack_of(tmp_path, url: str, token: str, *users: dict[str, Any], name: str = "test") -> Stack:
+    return Stack(tmp_path / name, {"litellm:url": url, "litellm:token": token, "litellm:users": list(users)},
+                 name=name, plugin_env=clean_env())
+
+
+@pytest.fixture
+def gone(api):
+    """User ids to delete after the test."""
+    ids: list[str] = []
+    yield ids
+    for uid in ids:
+        try:
+            api.user_delete(uid)
+        except LiteLLMError:
+            pass
+
+
+def test_an_auto_created_key_with_a_taken_alias_is_refused_before_user_new(tmp_path, litellm, api, tap, unique,
+                                                                           gone) -> None:
+    """/user/new does not check that the alias is free and would mint a second key with it."""
+    owner, second = f"{unique}-a", f"{unique}-b"
+    gone.extend([owner, second])
+    stack_of(tmp_path, tap.url, litellm.master_key, user(owner, key_alias=f"{unique}-shared"), name="first").up()
+    tap.reset()
+    other = stack_of(tmp_path, tap.url, litellm.master_key,
+                     user(second, auto_create_key=True, key_alias=f"{unique}-shared"), name="second")
+    with pytest.raises((EngineError, PluginError)) as caught:
+        other.up()
+    message = str(getattr(caught.value, "details", "")) + str(caught.value)
+    assert f"key_alias '{unique}-shared' is already used by a key of another user" in message
+    assert f"user '{second}' was not created" in message
+    assert tap.count(path="/user/new") == 0 and not user_exists(api, second)
+    assert [row["user_id"] for row in api.keys_with_alias(f"{unique}-shared")] == [owner]
+
+
+def test_a_url_change_is_checked_at_the_next_up(tmp_path, litellm, api, tap, unique, gone) -> None:
+    gone.append(unique)
+    state = stack_of(tmp_path, tap.url, litellm.master_key, user(unique))
+    state.up()
+    key_hash = token_hash(state.outputs[f"{unique}_key"])
+
+    # The same proxy at a new address: each object is found there, and the state follows the url.
+    with PassThrough(litellm.url) as renamed:
+        state.config["litellm:url"] = renamed.url
+        result = state.up()
+        assert (result.step("User", unique).op, result.step("Key", unique).op) == ("update", "update")
+        assert sorted(f"{c.method} {c.path}" for c in renamed.calls) == ["GET /key/info", "GET /user/info"]
+        assert key_alive(api, key_hash)
+
+    # A url where the objects are not (here: deleted out of band behind a new address): the next up fails
+    # and says what to do; refresh then drops them, and up creates them again.
+    api.user_delete(unique)
+    api.key_delete(key_hash)
+    with PassThrough(litellm.url) as moved:
+        state.config["litellm:url"] = moved.url
+        with pytest.raises((EngineError, PluginError)) as caught:
+            state.up()
+        message = str(getattr(caught.value, "details", "")) + str(caught.value)
+        assert f"does not exist at {moved.url} (litellm:url changed): run `pulumi refresh`" in message
+        assert moved.count(method="POST") == 0
+        refresh = state.refresh()
+        assert sorted(s.op for s in refresh.steps) == ["delete", "delete"]
+        state.up()
+        raw = state.outputs[f"{unique}_key"]
+        assert [row["token"] for row in keys_of(api, unique)] == [token_hash(raw)]
+
+
+def test_emptying_a_users_models_is_refused_at_preview(tmp_path, litellm, api, tap, unique, gone) -> None:
+    """/user/update ignores an empty list: the user would keep its models while the state says none."""
+    gone.append(unique)
+    state = stack_of(tmp_path, tap.url, litellm.master_key, user(unique))
+    state.up()
+    tap.reset()
+    state.config["litellm:users"] = [user(unique, user_models=[])]
+    with pytest.raises((EngineError, PluginError)) as caught:
+        state.preview()
+    message = str(caught.value)
+    assert "models cannot be emptied once set: LiteLLM ignores an empty list on /user/update" in message
+    assert "no response" not in message and tap.count() == 0
+    assert api.user_info(unique)["user_info"]["models"] == ["fake-gpt-4o"]
