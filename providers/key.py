@@ -114,7 +114,7 @@ class KeyProvider(LiteLLMProvider):
         working, and a failure puts its alias back. The old key's hash goes into `retired_keys` only when it
         is kept for a grace, so the next rotation or a destroy deletes it."""
         try:
-            client.key_update(old.old_hash, {"key_alias": old.retired_alias})
+            client.key_update(old.old_hash, {"key_alias": old.rotating_alias})
             renamed = True
         except NotFound:
             renamed = False  # gone already (deleted outside Pulumi): nothing to retire
@@ -173,7 +173,7 @@ class KeyProvider(LiteLLMProvider):
         the proxy (one read); a key declared without one is never in a grace (no read: destroy stays 1 call)."""
         if rotation.take_graced(id_):
             return True
-        return bool(props.get("rotation_grace")) and rotation.in_grace(_row(client, id_), props)
+        return bool(props.get("rotation_grace")) and rotation.in_grace(id_, _row(client, id_), props)
 
     # ----------------------------------------------------------------------
     def _generate(self, client: LiteLLMClient, props: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
@@ -277,22 +277,24 @@ def _put_back(client: LiteLLMClient, old: Rotation) -> None:
         raise LiteLLMError(
             "rotate key",
             f"the new key was not created, and giving the old key {old.old_hash[:12]}... its alias "
-            f"{old.old_alias!r} back failed too ({err}); it still works as {old.retired_alias!r}, and the "
+            f"{old.old_alias!r} back failed too ({err}); it still works as {old.rotating_alias!r}, and the "
             "next `pulumi up` rotates again",
         ) from None
 
 
 def _grace(client: LiteLLMClient, props: dict[str, Any], old: Rotation) -> bool:
-    """Set the old key to expire at the end of the declared grace; False (the old key is deleted at the end
-    of the `up`) without a grace, for a key that has expired already, or when LiteLLM refuses it."""
+    """Give the old key its retired alias and `expires` = now + the declared grace, in one call. False when
+    it gets none (no grace declared, or it has expired already: a grace would bring it back to life): it is
+    deleted at the end of the `up`. When the call fails, the Delete at the end asks the proxy whether the
+    grace was set (an answer may be lost after the proxy acted) and deletes the key unless it was."""
     grace = props.get("rotation_grace")
     if not grace or old.expired:
         return False
     try:
-        client.key_update(old.old_hash, {"duration": grace})
+        client.key_update(old.old_hash, {"key_alias": old.retired_alias, "duration": grace})
+        rotation.note_graced(old.old_hash)
     except LiteLLMError:
-        return False  # never leave a key without an end: without its grace it goes with this `up`
-    rotation.note_graced(old.old_hash)
+        pass
     return True
 
 

@@ -37,9 +37,20 @@ class Rotation:
     expired: bool
 
     @property
+    def rotating_alias(self) -> str:
+        """The alias the old key carries from the start of the rotation: `<alias>.rotating-<first 8 of its
+        hash>`; the key is deleted at the end of the `up` unless it gets a grace."""
+        return derived_alias(self.old_alias, self.old_hash, "rotating")
+
+    @property
     def retired_alias(self) -> str:
-        """The alias the old key carries during its grace: `<alias>.retired-<first 8 of its hash>`."""
-        return f"{self.old_alias}.retired-{self.old_hash[:8]}"
+        """The alias it carries once it has its grace, set with its `expires` in one call: `<alias>.retired-
+        <first 8 of its hash>`. So the proxy itself says which old key is in a grace."""
+        return derived_alias(self.old_alias, self.old_hash, "retired")
+
+
+def derived_alias(alias: str, key_hash: str, stage: str) -> str:
+    return f"{alias}.{stage}-{key_hash[:8]}"
 
 
 def when(value: Any) -> Optional[datetime]:
@@ -106,11 +117,9 @@ def take_graced(key_hash: str) -> bool:
         return False
 
 
-def in_grace(row: Optional[Mapping[str, Any]], props: Mapping[str, Any]) -> bool:
-    """From the proxy's row: a retired key in its grace no longer holds its declared alias, carries a
-    derived one, and has not expired yet."""
-    if row is None:
+def in_grace(key_hash: str, row: Optional[Mapping[str, Any]], props: Mapping[str, Any]) -> bool:
+    """From the proxy's row: a key in its grace carries its retired alias and has not expired yet."""
+    if row is None or row.get("key_alias") != derived_alias(str(props.get("key_alias")), key_hash, "retired"):
         return False
-    alias, expires = row.get("key_alias"), when(row.get("expires"))
-    retired = isinstance(alias, str) and alias.startswith(f"{props.get('key_alias')}.retired-")
-    return retired and expires is not None and expires > datetime.now(timezone.utc)
+    expires = when(row.get("expires"))
+    return expires is not None and expires > datetime.now(timezone.utc)
