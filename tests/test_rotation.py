@@ -25,6 +25,7 @@ from providers.client import LiteLLMClient, NotFound, token_hash
 from providers.rotation import when
 from support.generated_docs import assert_section_current
 from support.passthrough import PassThrough
+from support.stack import program_namespace
 from support.proxy_state import key_alive, keys_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -319,3 +320,18 @@ def test_a_fault_during_a_rotation_leaves_one_key_with_the_alias(cell, small_bud
     assert holder == one.key_hash != old_hash and works(litellm.url, one.raw) == 200
     assert works(litellm.url, old_raw) == 401 and not key_alive(api, old_hash)
     assert [row["token"] for row in keys_of(api, one.uid)] == [one.key_hash]
+
+
+# ------------------------------------------------------------------ config
+def test_bad_rotation_inputs_in_the_stack_config_name_their_entry() -> None:
+    validate = program_namespace()["validate_users"]
+    entry = {"user_id": "ann", "user_email": "ann@example.org", "rotate_after": "90", "rotation_grace": "soon",
+             "rotation_trigger": ""}
+    with pytest.raises(ValueError) as refused:
+        validate([entry])
+    message = str(refused.value)
+    for name, value in (("rotate_after", "'90'"), ("rotation_grace", "'soon'")):
+        assert f"litellm:users[0] (user_id 'ann'): {name} must be a LiteLLM duration" in message
+        assert f"got {value}" in message
+    assert "litellm:users[0] (user_id 'ann'): rotation_trigger must be a non-blank string; got ''" in message
+    assert validate([{**entry, "rotate_after": "90d", "rotation_grace": "1h", "rotation_trigger": "2026-12-01"}])
