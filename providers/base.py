@@ -115,10 +115,10 @@ def client_for(props: Mapping[str, Any]) -> LiteLLMClient:
 
 
 def current_client_for(props: Mapping[str, Any], follow_url: bool = False) -> LiteLLMClient:
-    """A client for read and delete, whose props are the state's: the stack's current token wins when it
-    is for the same proxy, so a rotated (and revoked) token saved in state is never needed again. With
-    `follow_url` (read), the stack's configured url and token win outright: after `litellm:url` changed,
-    a refresh asks the new proxy, and drops what is not there so that `up` creates it."""
+    """A client for read and delete, whose props are the state's: the configured token wins when it is for
+    the same proxy, so a token saved in state before the last `up` is not needed once it is revoked. With
+    `follow_url` (read), the configured url and token win outright: after `litellm:url` changed, a refresh
+    asks the new proxy, and drops what is not there so that `up` creates it."""
     url = fields.unwrap_secret(props["url"]).rstrip("/")
     token = fields.unwrap_secret(props["token"])
     if follow_url and _stack_config.get("url") and _stack_config.get("token"):

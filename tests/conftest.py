@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from providers.client import ClientSettings, LiteLLMClient  # noqa: E402
+from providers.client import ClientSettings, LiteLLMClient, LiteLLMError  # noqa: E402
 from support import litellm_server  # noqa: E402
 from support.litellm_server import SERVER_DIR  # noqa: E402
 from support.passthrough import PassThrough  # noqa: E402
@@ -83,3 +83,14 @@ def tap(litellm: Proxy) -> Iterator[PassThrough]:
     with PassThrough(litellm.url) as passthrough:
         yield passthrough
 
+
+@pytest.fixture
+def users(api: LiteLLMClient) -> Iterator[list[str]]:
+    """User ids to delete after the test, whatever happened (their keys go with them)."""
+    made: list[str] = []
+    yield made
+    for user_id in made:
+        try:
+            api.user_delete(user_id)
+        except LiteLLMError:
+            pass

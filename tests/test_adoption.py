@@ -11,22 +11,10 @@ from typing import Any
 import pytest
 
 from harness import EngineError, PluginError, Stack, clean_env
-from providers.client import LiteLLMClient, LiteLLMError, token_hash
+from providers.client import LiteLLMClient, token_hash
 from support.proxy_state import key_alive, keys_of, user_exists
 
 MODES = pytest.mark.parametrize("auto", [False, True], ids=["generated-key", "auto-created-key"])
-
-
-@pytest.fixture
-def users(api: LiteLLMClient):
-    """User ids to delete after the test, whatever happened (their keys go with them)."""
-    made: list[str] = []
-    yield made
-    for user_id in made:
-        try:
-            api.user_delete(user_id)
-        except LiteLLMError:
-            pass
 
 
 def existing_user(api: LiteLLMClient, user_id: str, with_key: bool = True) -> str | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import socket
 from pathlib import Path
 from typing import Any, Optional
 
@@ -284,16 +285,30 @@ def test_the_component_rejects_it_at_construction(bad: Bad) -> None:
     assert registered == [], "a resource was registered before the value was rejected"
 
 
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every connection attempt this process makes (to any host), refused and recorded."""
+    attempts: list[Any] = []
+
+    def refuse(_sock: socket.socket, address: Any) -> None:
+        attempts.append(address)
+        raise ConnectionRefusedError("no network during check")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts
+
+
 @pytest.mark.parametrize("bad", CATALOGUE, ids=_ids)
-def test_check_rejects_it_before_any_call(bad: Bad, tap) -> None:
-    """The engine calls check at preview; a bare User/Key, or an Output value, is refused there."""
-    for resource, field, failures in provider_failures(tap.url, bad):
+def test_check_rejects_it_before_any_call(bad: Bad, no_network) -> None:
+    """The engine calls check at preview; a bare User/Key, or an Output value, is refused there, without
+    trying to reach any host (a call would be recorded, and would fail)."""
+    for resource, field, failures in provider_failures("http://127.0.0.1:9", bad):
         assert [prop for prop, _ in failures] == [field], f"{resource}.{field}: {failures}"
         reason = failures[0][1]
         assert reason.startswith(f"{field} must be ") and bad.accepted in reason, reason
         assert f"got {bad.shown()}" in reason, reason
         assert_no_secret(reason, bad)
-    assert tap.count() == 0
+    assert no_network == []
 
 
 @pytest.mark.parametrize("case", STACK_CATALOGUE, ids=lambda c: c.why.replace(" ", "_"))

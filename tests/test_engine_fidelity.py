@@ -262,6 +262,19 @@ def test_the_first_failed_step_cancels_the_steps_not_started(rec_stack, cloud):
     assert {r.name for r in stack.resources() if r.custom} == {"gate"}  # what was done is kept
 
 
+def test_steps_waiting_for_a_slot_are_not_started_after_a_failure(rec_stack, cloud):
+    """With --parallel 1 the other registrations wait for the failing step; none of them may start after it
+    failed (the program registers `bad` first; whichever ran before it, nothing runs after)."""
+    spec: Spec = {"bad": {"fail_create": True, "sleep": 0.5}}
+    spec.update({f"other{i}": {} for i in range(4)})
+    stack = rec_stack(spec, parallel=1)
+    with pytest.raises(EngineError):
+        stack.up()
+    [failed_at] = [e["t"] for e in cloud.events("create-failed")]
+    assert [e["name"] for e in cloud.events("create") if e["t"] > failed_at] == []
+    assert len(cloud.events("create")) < 5
+
+
 def test_a_check_failure_bails_preview_and_up(rec_stack, cloud):
     spec: Spec = {"gate": {"sleep": 0.5}, "bad": {"invalid": True}, "after": {"value_from": "gate"}}
     with pytest.raises(EngineError, match="invalid: the test asked for a failure"):

@@ -11,7 +11,7 @@ import pytest
 from harness import Stack
 from harness.engine import EngineError
 from harness.plugin import PluginError, clean_env
-from providers.client import LiteLLMError, token_hash
+from providers.client import token_hash
 from support.passthrough import PassThrough
 from support.proxy_state import key_alive, keys_of, user_exists
 
@@ -26,23 +26,11 @@ def stack_of(tmp_path, url: str, token: str, *users: dict[str, Any], name: str =
                  name=name, plugin_env=clean_env())
 
 
-@pytest.fixture
-def gone(api):
-    """User ids to delete after the test."""
-    ids: list[str] = []
-    yield ids
-    for uid in ids:
-        try:
-            api.user_delete(uid)
-        except LiteLLMError:
-            pass
-
-
 def test_an_auto_created_key_with_a_taken_alias_is_refused_before_user_new(tmp_path, litellm, api, tap, unique,
-                                                                           gone) -> None:
+                                                                           users) -> None:
     """/user/new does not check that the alias is free and would mint a second key with it."""
     owner, second = f"{unique}-a", f"{unique}-b"
-    gone.extend([owner, second])
+    users.extend([owner, second])
     stack_of(tmp_path, tap.url, litellm.master_key, user(owner, key_alias=f"{unique}-shared"), name="first").up()
     tap.reset()
     other = stack_of(tmp_path, tap.url, litellm.master_key,
@@ -56,8 +44,8 @@ def test_an_auto_created_key_with_a_taken_alias_is_refused_before_user_new(tmp_p
     assert [row["user_id"] for row in api.keys_with_alias(f"{unique}-shared")] == [owner]
 
 
-def test_a_url_change_is_checked_at_the_next_up(tmp_path, litellm, api, tap, unique, gone) -> None:
-    gone.append(unique)
+def test_a_url_change_is_checked_at_the_next_up(tmp_path, litellm, api, tap, unique, users) -> None:
+    users.append(unique)
     state = stack_of(tmp_path, tap.url, litellm.master_key, user(unique))
     state.up()
     key_hash = token_hash(state.outputs[f"{unique}_key"])
@@ -88,9 +76,9 @@ def test_a_url_change_is_checked_at_the_next_up(tmp_path, litellm, api, tap, uni
         assert [row["token"] for row in keys_of(api, unique)] == [token_hash(raw)]
 
 
-def test_emptying_a_users_models_is_refused_at_preview(tmp_path, litellm, api, tap, unique, gone) -> None:
+def test_emptying_a_users_models_is_refused_at_preview(tmp_path, litellm, api, tap, unique, users) -> None:
     """/user/update ignores an empty list: the user would keep its models while the state says none."""
-    gone.append(unique)
+    users.append(unique)
     state = stack_of(tmp_path, tap.url, litellm.master_key, user(unique))
     state.up()
     tap.reset()

@@ -87,16 +87,6 @@ USER_CHANGES: dict[str, tuple[Any, Any]] = {  # field: (declared value, what the
 }
 
 
-@pytest.mark.parametrize("name", USER_CHANGES)
-def test_a_user_update_sends_only_the_changed_field(name, created, litellm, tap, unique) -> None:
-    user, _, _ = created
-    declared, sent = USER_CHANGES[name]
-    news = user_props(tap.url, litellm.master_key, unique, **{name: declared})
-    USERS.update(unique, user.outs, news)
-    assert tap.bodies(path="/user/update") == [{"user_id": unique, name: sent}]
-    assert tap.count(method="POST") == 1
-
-
 KEY_CHANGES: dict[str, tuple[Any, Any]] = {
     "key_alias": ("renamed", "renamed"),
     "models": (["fake-gpt-4o-mini"], ["fake-gpt-4o-mini"]),
@@ -111,15 +101,21 @@ KEY_CHANGES: dict[str, tuple[Any, Any]] = {
 }
 
 
-@pytest.mark.parametrize("name", KEY_CHANGES)
-def test_a_key_update_sends_only_the_changed_field(name, created, litellm, tap, unique) -> None:
-    _, key, _ = created
-    declared, sent = KEY_CHANGES[name]
+CHANGES = [("User", name) for name in USER_CHANGES] + [("Key", name) for name in KEY_CHANGES]
+
+
+@pytest.mark.parametrize("resource, name", CHANGES, ids=[f"{r}.{n}" for r, n in CHANGES])
+def test_an_update_sends_only_the_changed_field(resource, name, created, litellm, tap, unique) -> None:
+    user, key, _ = created
+    declared, sent = (USER_CHANGES if resource == "User" else KEY_CHANGES)[name]
     if name == "key_alias":
         declared = sent = f"{unique}-{declared}"
-    news = key_props(tap.url, litellm.master_key, unique, **{name: declared})
-    KEYS.update(key.id, key.outs, news)
-    assert tap.bodies(path="/key/update") == [{"key": key.id, name: sent}]
+    if resource == "User":
+        USERS.update(unique, user.outs, user_props(tap.url, litellm.master_key, unique, **{name: declared}))
+        assert tap.bodies(path="/user/update") == [{"user_id": unique, name: sent}]
+    else:
+        KEYS.update(key.id, key.outs, key_props(tap.url, litellm.master_key, unique, **{name: declared}))
+        assert tap.bodies(path="/key/update") == [{"key": key.id, name: sent}]
     assert tap.count(method="POST") == 1
 
 

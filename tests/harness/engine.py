@@ -537,14 +537,12 @@ class _Update:
     def register(self, reg: Registration) -> tuple[str, Props]:
         with self.lock:
             self.result.registrations.append(reg)
-            if self.failures:  # stepExecutor.cancel: nothing new starts after a failure
-                raise _Cancelled(f"{reg.urn}: not started, an earlier step failed")
             self.in_flight += 1
         try:
             if not reg.custom:
                 return self.component(reg)
             with self.slots:
-                if self.failures:  # waited for a slot while another step failed
+                if self.failures:  # stepExecutor.cancel: nothing new starts after a failure
                     raise _Cancelled(f"{reg.urn}: not started, an earlier step failed")
                 return self.custom(reg)
         except (PluginError, EngineError) as err:
