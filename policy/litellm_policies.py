@@ -238,40 +238,35 @@ def _stack_policy(
 
 
 # ------------------------------------------------------------------ resource checks
-def check_key_expires(_type: str, props: Mapping[str, Any], config: dict[str, Any]) -> list[str]:
-    limit = config["maxDuration"]
+def _duration_at_most(props: Mapping[str, Any], name: str, config: dict[str, Any], setting: str, example: str,
+                      unset: str, maximum: str) -> list[str]:
+    """`name` is a LiteLLM duration no longer than the policy's `setting`; `unset` says what a missing one
+    means, `maximum` what the setting is."""
+    limit = config[setting]
     limit_seconds = duration_seconds(limit)
     if limit_seconds is None:
-        return [f"the policy's maxDuration {limit!r} is not a LiteLLM duration such as '365d'; fix the pack config"]
-    value = prop(props, "duration")
+        return [f"the policy's {setting} {limit!r} is not a LiteLLM duration such as {example!r}; fix the pack config"]
+    value = prop(props, name)
     if value is UNKNOWN:
         return []
     if value is None:
-        return [f"duration is not set, so the key never expires; set duration to at most {limit!r} (maxDuration)"]
+        return [f"{name} is not set, so {unset}; set {name} to at most {limit!r} ({setting})"]
     seconds = duration_seconds(value)
     if seconds is None:
-        return [f"duration {value!r} is not a LiteLLM duration; set one of at most {limit!r} (maxDuration)"]
+        return [f"{name} {value!r} is not a LiteLLM duration; set one of at most {limit!r} ({setting})"]
     if seconds > limit_seconds:
-        return [f"duration {value!r} is longer than the maximum key lifetime {limit!r} (maxDuration)"]
+        return [f"{name} {value!r} is longer than {maximum} {limit!r} ({setting})"]
     return []
+
+
+def check_key_expires(_type: str, props: Mapping[str, Any], config: dict[str, Any]) -> list[str]:
+    return _duration_at_most(props, "duration", config, "maxDuration", "365d", "the key never expires",
+                             "the maximum key lifetime")
 
 
 def check_key_rotation(_type: str, props: Mapping[str, Any], config: dict[str, Any]) -> list[str]:
-    limit = config["maxKeyAge"]
-    limit_seconds = duration_seconds(limit)
-    if limit_seconds is None:
-        return [f"the policy's maxKeyAge {limit!r} is not a LiteLLM duration such as '90d'; fix the pack config"]
-    value = prop(props, "rotate_after")
-    if value is UNKNOWN:
-        return []
-    if value is None:
-        return [f"rotate_after is not set, so the key is never rotated; set rotate_after to at most {limit!r} (maxKeyAge)"]
-    age = duration_seconds(value)
-    if age is None:
-        return [f"rotate_after {value!r} is not a LiteLLM duration; set one of at most {limit!r} (maxKeyAge)"]
-    if age > limit_seconds:
-        return [f"rotate_after {value!r} is longer than the maximum key age {limit!r} (maxKeyAge)"]
-    return []
+    return _duration_at_most(props, "rotate_after", config, "maxKeyAge", "90d", "the key is never rotated",
+                             "the maximum key age")
 
 
 def check_budget(resource_type: str, props: Mapping[str, Any], config: dict[str, Any]) -> list[str]:
