@@ -95,7 +95,7 @@ OPS: dict[str, Op] = {
     "create_key_auto": Op("create (auto key): applying the key's settings", "create", "POST", "/key/update", auto=True,
                           after="GET /user/info"),
     "read_user": Op("refresh: the user", "read", "GET", "/user/info"),
-    "read_key": Op("refresh: the key", "read", "GET", "/key/info", after="GET /user/info"),
+    "read_key": Op("refresh: the key", "read", "GET", "/key/info"),  # refresh reads both at once
     "update_user": Op("update: the user", "update", "POST", "/user/update"),
     "update_key": Op("update: the key", "update", "POST", "/key/update"),
     "delete_key": Op("destroy: the key", "delete", "POST", "/key/delete"),
