@@ -103,9 +103,7 @@ class KeyProvider(LiteLLMProvider):
                 raw = None
         if not raw:
             raw, response = self._generate(client, props)
-        key_hash = token_hash(raw) if raw else response.get("token")
-        if not key_hash:  # the engine rejects an empty id, and a key with no id could never be deleted
-            raise LiteLLMError("create key", f"the proxy did not say which key has alias {props['key_alias']!r}")
+        key_hash = _identity(raw, response, props)
         return CreateResult(key_hash, _outputs(props, raw, response, read_back(client.key_info, key_hash)))
 
     def _rotate(self, client: LiteLLMClient, props: dict[str, Any], old: Rotation) -> CreateResult:
@@ -118,13 +116,16 @@ class KeyProvider(LiteLLMProvider):
             renamed = True
         except NotFound:
             renamed = False  # gone already (deleted outside Pulumi): nothing to retire
+        except LiteLLMError:
+            _put_back(client, old)  # the proxy may have renamed it before the answer was lost
+            raise
         try:
             raw, response = self._generate(client, props)
         except LiteLLMError:
             if renamed:
                 _put_back(client, old)
             raise
-        key_hash = token_hash(raw) if raw else response.get("token")
+        key_hash = _identity(raw, response, props)
         graced = renamed and _grace(client, props, old)
         key_data = read_back(client.key_info, key_hash)
         return CreateResult(key_hash, _outputs(props, raw, response, key_data, [old.old_hash] if graced else []))
@@ -264,6 +265,14 @@ def _lost_attempt(row: dict[str, Any], props: dict[str, Any]) -> bool:
     return row.get("user_id") == props["user_id"] and row.get("key_alias") == props["key_alias"] and pending(row)
 
 
+def _identity(raw: str | None, response: dict[str, Any], props: dict[str, Any]) -> str:
+    """The new key's id: the hash of its raw key, or of an adopted key the one the proxy names."""
+    key_hash = token_hash(raw) if raw else response.get("token")
+    if not key_hash:  # the engine rejects an empty id, and a key with no id could never be deleted
+        raise LiteLLMError("create key", f"the proxy did not say which key has alias {props['key_alias']!r}")
+    return key_hash
+
+
 def _row(client: LiteLLMClient, key_hash: str) -> dict[str, Any] | None:
     key_data = _info_unless_gone(client, key_hash)
     return None if key_data is None else key_data.get("info") or {}
@@ -277,8 +286,8 @@ def _put_back(client: LiteLLMClient, old: Rotation) -> None:
         raise LiteLLMError(
             "rotate key",
             f"the new key was not created, and giving the old key {old.old_hash[:12]}... its alias "
-            f"{old.old_alias!r} back failed too ({err}); it still works as {old.rotating_alias!r}, and the "
-            "next `pulumi up` rotates again",
+            f"{old.old_alias!r} back failed too ({err}); the old key still works (as {old.rotating_alias!r} "
+            "if it was renamed), and the next `pulumi up` rotates again",
         ) from None
 
 

@@ -244,6 +244,8 @@ EVERY = 1000
 FAULT_CELLS = {
     "rename": Cell("rename the old key", "POST", "/key/update", 0, "status", EVERY, None, False,
                    "the up fails; no new key; the old key keeps its alias and works; the next up rotates"),
+    "rename_lost": Cell("rename the old key (answer lost once)", "POST", "/key/update", 0, "drop_after", 1, None, True,
+                        "the rename is retried (it is idempotent) and the rotation completes; the old key is deleted"),
     "generate": Cell("generate the new key", "POST", "/key/generate", 0, "status", EVERY, None, False,
                      "the up fails; the old key gets its alias back and works; no new key; the next up rotates"),
     "generate_lost": Cell("generate the new key (answer lost once)", "POST", "/key/generate", 0, "drop_after", 1, None,
