@@ -19,8 +19,9 @@ import pulumi
 import pytest
 import requests
 
-from harness import EngineError, Stack
+from harness import EngineError, Stack, strip_secrets
 from providers import Key, KeyArgs
+from providers.key import KeyProvider
 from providers.client import LiteLLMClient, NotFound, token_hash
 from providers.rotation import when
 from support.generated_docs import assert_section_current
@@ -220,6 +221,25 @@ def test_an_expired_key_is_reported_by_refresh_and_replaced_by_the_next_up(shape
     assert works(litellm.url, old_raw) == 401  # an expired key gets no grace: it is not brought back to life
     assert not key_alive(api, old_hash)
     assert holders(api, one.alias) == [one.key_hash]
+
+
+def test_a_delete_without_the_rotations_note_asks_the_proxy_whether_the_key_is_in_its_grace(rotating, api, litellm):
+    """The old key's Delete in another process than its rotation (the next `up` after a failed one): no note,
+    so it reads the key. In its grace (retired alias, future `expires`): kept. Declared without a grace: deleted."""
+    one = rotating("key", rotation_trigger="first", rotation_grace="1h")
+    one.stack.up()
+    old = one.stack.resource("Key", one.uid)
+    old_id, old_props, old_raw = old.id, strip_secrets(old.outputs), one.raw
+    one.declare(rotation_trigger="second")
+    one.stack.up()
+    assert key_alive(api, old_id)
+
+    KeyProvider().delete(old_id, old_props)  # this test's process never saw the rotation
+    assert key_alive(api, old_id) and works(litellm.url, old_raw) == 200
+    KeyProvider().delete(one.key_hash, {**strip_secrets(one.stack.resource("Key", one.uid).outputs), "retired_keys": []})
+    assert not key_alive(api, one.key_hash)  # a key holding its alias is no key in a grace
+    KeyProvider().delete(old_id, {**old_props, "rotation_grace": None})
+    assert not key_alive(api, old_id) and works(litellm.url, old_raw) == 401
 
 
 # ------------------------------------------------------------------ faults
