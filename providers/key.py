@@ -242,7 +242,8 @@ class KeyProvider(LiteLLMProvider):
         # The raw value of an adopted key was never seen by this stack: `key` stays empty. Its spend is the
         # proxy's accounting of real use: taking the key over must not reset it to the declared value.
         settings = {name: value for name, value in _settings(props).items() if name != "spend"}
-        return None, {**client.key_update(row["token"], settings), "adopted": True}
+        # Its id is the hash we found, whatever the answer holds: an empty id would fail the engine's step.
+        return None, {**client.key_update(row["token"], settings), "token": row["token"], "adopted": True}
 
 
 def _info_unless_gone(client: LiteLLMClient, key_hash: str) -> dict[str, Any] | None:
