@@ -40,8 +40,9 @@ def _reject_unknown_names(cls: type) -> type:
 class UserWithKeyArgs:
     """The module's inputs, names and defaults unchanged; each takes a plain value or a `pulumi.Input`.
 
-    `adopt_existing` is new: opt in to take over a user (and its key, by alias, and its memberships) that
-    already exists on the proxy instead of failing with 409. `teams` is new: the ids of the teams the user
+    New: `adopt_existing` opts in to take over a user (and its key, by alias, and its memberships) that
+    already exists on the proxy instead of failing with 409; `rotate_after`, `rotation_trigger` and
+    `rotation_grace` rotate the key (README, "Rotating keys"); `teams` lists the ids of the teams the user
     is a member of (role `user`), one `TeamMember` each.
     """
 
@@ -67,6 +68,9 @@ class UserWithKeyArgs:
     user_models: pulumi.Input[list[str]] = dataclasses.field(default_factory=lambda: ["fake_model"])
     user_role: pulumi.Input[str] = "app_user"
     adopt_existing: pulumi.Input[bool] = False
+    rotate_after: Optional[pulumi.Input[str]] = None
+    rotation_trigger: Optional[pulumi.Input[str]] = None
+    rotation_grace: Optional[pulumi.Input[str]] = None
     teams: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -252,6 +256,9 @@ class UserWithKey(pulumi.ComponentResource):
                 spend=args.spend,
                 model_max_budget=args.model_max_budget,
                 adopt_existing=args.adopt_existing,
+                rotate_after=args.rotate_after,
+                rotation_trigger=args.rotation_trigger,
+                rotation_grace=args.rotation_grace,
             ),
             # LiteLLM moves a key into a team (/key/update) only when its user is a member: memberships first.
             pulumi.ResourceOptions(parent=self, depends_on=self.memberships),

@@ -47,7 +47,7 @@ _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 if _PROJECT_ROOT not in sys.path:
     sys.path.append(_PROJECT_ROOT)
 
-from providers.fields import DURATION_RE, LEGACY_ROLES, NAMED_DURATIONS  # noqa: E402
+from providers.fields import DURATION_RE, LEGACY_ROLES, NAMED_DURATIONS, NAMED_SECONDS, seconds  # noqa: E402
 from providers.team_member import ENTERPRISE_TEAM_ROLES, TEAM_ROLES  # noqa: E402
 
 USER_TYPE = "pulumi-python:dynamic/litellm:User"
@@ -58,9 +58,6 @@ COMPONENT_TYPE = "litellm:index:UserWithKey"
 ADMIN_ROLES = ("proxy_admin", "proxy_admin_viewer")
 WILDCARD_MODELS = ("*", "all-proxy-models")
 
-# Seconds per unit of LiteLLM's duration grammar (providers.fields.DURATION_RE); a month counts 30 days.
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400}
-NAMED_SECONDS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 30 * 86400}
 DURATION_PATTERN = f"{DURATION_RE.pattern}|^({'|'.join(NAMED_DURATIONS)})$"
 
 DEFAULT_ALIAS_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
@@ -68,6 +65,7 @@ DEFAULT_ALIAS_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 # Each policy's parameters and their defaults (the config schema's `default`s).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "litellm-key-expires": {"maxDuration": "365d"},
+    "litellm-key-rotation": {"maxKeyAge": "90d"},
     "litellm-budget-required": {"maxUserBudget": 1000, "maxKeyBudget": 1000, "maxTeamBudget": 10000},
     "litellm-admin-roles": {"proxyAdmins": [], "proxyAdminViewers": []},
     "litellm-model-access": {"allowWildcard": False, "allowedModels": []},
@@ -159,12 +157,9 @@ def show(value: Any) -> str:
 
 def duration_seconds(value: Any) -> Optional[int]:
     """Seconds in a LiteLLM duration ('30d', '12h', '1mo', 'monthly'); None if it is not one."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not (value in NAMED_SECONDS or DURATION_RE.match(value)):
         return None
-    if value in NAMED_SECONDS:
-        return NAMED_SECONDS[value]
-    match = DURATION_RE.match(value)
-    return int(match.group(1)) * UNIT_SECONDS[match.group(2)] if match else None
+    return seconds(value)
 
 
 def role_of(value: Any) -> Any:
@@ -247,22 +242,35 @@ def _stack_policy(
 
 
 # ------------------------------------------------------------------ resource checks
-def check_key_expires(_type: str, props: Mapping[str, Any], config: dict[str, Any]) -> list[str]:
-    limit = config["maxDuration"]
+def _duration_at_most(props: Mapping[str, Any], name: str, config: dict[str, Any], setting: str, example: str,
+                      unset: str, maximum: str) -> list[str]:
+    """`name` is a LiteLLM duration no longer than the policy's `setting`; `unset` says what a missing one
+    means, `maximum` what the setting is."""
+    limit = config[setting]
     limit_seconds = duration_seconds(limit)
     if limit_seconds is None:
-        return [f"the policy's maxDuration {limit!r} is not a LiteLLM duration such as '365d'; fix the pack config"]
-    value = prop(props, "duration")
+        return [f"the policy's {setting} {limit!r} is not a LiteLLM duration such as {example!r}; fix the pack config"]
+    value = prop(props, name)
     if value is UNKNOWN:
         return []
     if value is None:
-        return [f"duration is not set, so the key never expires; set duration to at most {limit!r} (maxDuration)"]
+        return [f"{name} is not set, so {unset}; set {name} to at most {limit!r} ({setting})"]
     seconds = duration_seconds(value)
     if seconds is None:
-        return [f"duration {value!r} is not a LiteLLM duration; set one of at most {limit!r} (maxDuration)"]
+        return [f"{name} {value!r} is not a LiteLLM duration; set one of at most {limit!r} ({setting})"]
     if seconds > limit_seconds:
-        return [f"duration {value!r} is longer than the maximum key lifetime {limit!r} (maxDuration)"]
+        return [f"{name} {value!r} is longer than {maximum} {limit!r} ({setting})"]
     return []
+
+
+def check_key_expires(_type: str, props: Mapping[str, Any], config: dict[str, Any]) -> list[str]:
+    return _duration_at_most(props, "duration", config, "maxDuration", "365d", "the key never expires",
+                             "the maximum key lifetime")
+
+
+def check_key_rotation(_type: str, props: Mapping[str, Any], config: dict[str, Any]) -> list[str]:
+    return _duration_at_most(props, "rotate_after", config, "maxKeyAge", "90d", "the key is never rotated",
+                             "the maximum key age")
 
 
 BUDGET_SETTINGS = {USER_TYPE: "maxUserBudget", KEY_TYPE: "maxKeyBudget", TEAM_TYPE: "maxTeamBudget"}
@@ -490,6 +498,20 @@ KEY_EXPIRES = _resource_policy(
     },
 )
 
+KEY_ROTATION = _resource_policy(
+    "litellm-key-rotation",
+    "Every LiteLLM virtual key is rotated: `rotate_after` is set, and no longer than the maximum key age, so "
+    "a scheduled `pulumi up` replaces it (a leaked key stops working after the rotation and its grace).",
+    [KEY_TYPE],
+    check_key_rotation,
+    enforcement_level=EnforcementLevel.ADVISORY,
+    maxKeyAge={
+        "type": "string",
+        "pattern": DURATION_PATTERN,
+        "description": "Longest rotate_after, a LiteLLM duration such as '90d', '12w' or '3mo' (a month counts 30 days).",
+    },
+)
+
 BUDGET_REQUIRED = _resource_policy(
     "litellm-budget-required",
     "Every LiteLLM user, virtual key and team has a spending limit: `max_budget` is more than 0 (0 or unset "
@@ -583,6 +605,7 @@ TEAM_ROLES_POLICY = _resource_policy(
 
 POLICIES = [
     KEY_EXPIRES,
+    KEY_ROTATION,
     BUDGET_REQUIRED,
     ADMIN_ROLES_POLICY,
     MODEL_ACCESS,

@@ -58,8 +58,10 @@ class LiteLLMProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> ChangeSet:
         names = fields.changed(self.FIELDS, olds, news)
-        replaces = [f.name for f in self.FIELDS if f.replaces and f.name in names]
-        stables = [f.name for f in self.FIELDS if f.replaces and f.name not in names]
+        return self.change_set(names, [f.name for f in self.FIELDS if f.replaces and f.name in names])
+
+    def change_set(self, names: list[str], replaces: list[str]) -> ChangeSet:
+        stables = [f.name for f in self.FIELDS if f.replaces and f.name not in replaces]
         return ChangeSet(names, replaces, stables, self.delete_before_replace(replaces))
 
     def delete_before_replace(self, replaces: list[str]) -> bool:

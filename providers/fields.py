@@ -106,6 +106,18 @@ def duration(value: Any) -> str | None:
     return value
 
 
+# Seconds per unit of the duration grammar, and of the named durations; a month counts 30 days.
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400}
+NAMED_SECONDS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 30 * 86400}
+
+
+def seconds(value: str) -> int:
+    """How long a valid duration is, in seconds; a month counts as 30 days (LiteLLM's calendar month can be
+    a day or two longer, so a rotation by month is at most that much early)."""
+    match = DURATION_RE.match(value)
+    return int(match.group(1)) * UNIT_SECONDS[match.group(2)] if match else NAMED_SECONDS[value]
+
+
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise Invalid("a number >= 0")

@@ -6,6 +6,8 @@ Two ways to create one:
   answer), so the key's identity is known before the call and a retry never makes a second key;
 - adopt: `existing_key` is a raw key minted elsewhere (the user's auto-created key from /user/new); the
   declared settings are applied to it with /key/update, so it is managed for its whole life either way.
+Rotation (`rotate_after`, `rotation_trigger`, expiry) is a create-before-delete replacement: see `_rotate`
+and providers/rotation.py.
 `spend` and `duration` are sent on create and afterwards only when their declared value changes: sending
 them again would reset the key's spend or push its expiry out from now.
 """
@@ -20,9 +22,11 @@ import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from .base import LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
+from . import rotation
+from .base import ChangeSet, LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound, token_hash
 from .create import PENDING, CreateProtocol, finish, pending
+from .rotation import Rotation
 
 KEY_FIELDS: tuple[f.Field, ...] = (
     *f.CREDENTIALS,
@@ -45,6 +49,11 @@ KEY_FIELDS: tuple[f.Field, ...] = (
     f.Field("spend", f.spend, live=False, default=0),
     f.Field("model_max_budget", f.model_budgets),
     f.Field("adopt_existing", f.boolean, required=True, sent=False, live=False, diffed=False, default=False),
+    # Rotation (providers/rotation.py), never sent: a key at least `rotate_after` old is replaced; a new
+    # `rotation_trigger` replaces it on demand; the old key keeps working for `rotation_grace`.
+    f.Field("rotate_after", f.duration, sent=False, live=False),
+    f.Field("rotation_trigger", f.optional(f.text()), sent=False, live=False, replaces=True),
+    f.Field("rotation_grace", f.duration, sent=False, live=False),
 )
 SECRET_OUTPUTS = ["token", "existing_key", "key", "key_response"]
 
@@ -61,11 +70,26 @@ class KeyProvider(LiteLLMProvider):
     def delete_before_replace(self, replaces: list[str]) -> bool:
         """Create first, except for a user_id change: a Key's id is its hash, new at every create, so the
         new key never takes the old id; but its alias is unique across the proxy, and the old key, another
-        user's, holds it until it is deleted."""
-        return bool(replaces)
+        user's, holds it until it is deleted. A rotation creates first: the old key is the same user's, and
+        Create moves its alias away."""
+        return "user_id" in replaces
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> ChangeSet:
+        """The inputs' diff, plus a replacement when the key is due (`rotate_after`) or expired (`expires`),
+        decided from the outputs in state with no call."""
+        names = f.changed(KEY_FIELDS, olds, news)
+        due = rotation.due(olds, news)
+        replaces = [fl.name for fl in KEY_FIELDS if fl.replaces and fl.name in names] + due
+        result = self.change_set(names + [n for n in due if n not in names], replaces)
+        if replaces and not result.delete_before_replace:
+            rotation.note_replacing(id_, olds, news, due)
+        return result
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_for(props)
+        replacing = rotation.take_replacing(props)
+        if replacing is not None:
+            return self._rotate(client, props, replacing)
         raw: str | None = props.get("existing_key")
         if raw:
             minted = token_hash(raw)
@@ -79,10 +103,32 @@ class KeyProvider(LiteLLMProvider):
                 raw = None
         if not raw:
             raw, response = self._generate(client, props)
-        key_hash = token_hash(raw) if raw else response.get("token")
-        if not key_hash:  # the engine rejects an empty id, and a key with no id could never be deleted
-            raise LiteLLMError("create key", f"the proxy did not say which key has alias {props['key_alias']!r}")
+        key_hash = _identity(raw, response, props)
         return CreateResult(key_hash, _outputs(props, raw, response, read_back(client.key_info, key_hash)))
+
+    def _rotate(self, client: LiteLLMClient, props: dict[str, Any], old: Rotation) -> CreateResult:
+        """The next key for the same user: move the declared alias off the old key (the alias is unique),
+        generate the new key, then give the old one its grace. Until the new key exists the old one keeps
+        working, and a failure puts its alias back. The old key's hash goes into `retired_keys` only when it
+        is kept for a grace, so the next rotation or a destroy deletes it."""
+        try:
+            client.key_update(old.old_hash, {"key_alias": old.rotating_alias})
+            renamed = True
+        except NotFound:
+            renamed = False  # gone already (deleted outside Pulumi): nothing to retire
+        except LiteLLMError:
+            _put_back(client, old)  # the proxy may have renamed it before the answer was lost
+            raise
+        try:
+            raw, response = self._generate(client, props)
+        except LiteLLMError:
+            if renamed:
+                _put_back(client, old)
+            raise
+        key_hash = _identity(raw, response, props)
+        graced = renamed and _grace(client, props, old)
+        key_data = read_back(client.key_info, key_hash)
+        return CreateResult(key_hash, _outputs(props, raw, response, key_data, [old.old_hash] if graced else []))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         key_data = _info_unless_gone(current_client_for(props, follow_url=True), id_)
@@ -93,12 +139,12 @@ class KeyProvider(LiteLLMProvider):
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         sent = [n for n in f.changed(KEY_FIELDS, olds, news) if self.field(n).sent]
-        raw = olds.get("key")
-        if not sent:  # only credentials changed: nothing to change on the proxy, but a new url must hold it
+        raw, retired = olds.get("key"), olds.get("retired_keys") or []
+        if not sent:  # only credentials or rotation settings changed: nothing to send, but a new url must hold it
             new_url = moved(olds, news)
             if new_url and _is_gone(client_for(news), id_):
                 raise not_at(f"key {id_[:12]}... (alias {olds.get('key_alias')!r})", new_url)
-            return UpdateResult(_outputs(news, raw, olds.get("key_response"), olds.get("key_data")))
+            return UpdateResult(_outputs(news, raw, olds.get("key_response"), olds.get("key_data"), retired))
         client = client_for(news)
         try:
             response = client.key_update(id_, f.body(KEY_FIELDS, news, sent))
@@ -111,10 +157,24 @@ class KeyProvider(LiteLLMProvider):
                 "outside Pulumi); run `pulumi refresh`, then `pulumi up` creates a new one",
                 404,
             ) from None
-        return UpdateResult(_outputs(news, raw, response, read_back(client.key_info, id_)))
+        return UpdateResult(_outputs(news, raw, response, read_back(client.key_info, id_), retired))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        current_client_for(props).key_delete(id_)  # a key already gone is fine: deleting twice is safe
+        """Delete the key and the keys it retired earlier; but a key that a rotation retired with a grace
+        is kept (LiteLLM ends it at `expires`): only the keys it retired go. A key already gone is fine."""
+        client = current_client_for(props)
+        if not self._in_grace(client, id_, props):
+            client.key_delete(id_)
+        for retired in props.get("retired_keys") or []:
+            client.key_delete(retired)
+
+    @staticmethod
+    def _in_grace(client: LiteLLMClient, id_: str, props: dict[str, Any]) -> bool:
+        """Told by the rotation of this `up` (same process); otherwise, for a key declared with a grace, by
+        the proxy (one read); a key declared without one is never in a grace (no read: destroy stays 1 call)."""
+        if rotation.take_graced(id_):
+            return True
+        return bool(props.get("rotation_grace")) and rotation.in_grace(id_, _row(client, id_), props)
 
     # ----------------------------------------------------------------------
     def _generate(self, client: LiteLLMClient, props: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
@@ -182,7 +242,8 @@ class KeyProvider(LiteLLMProvider):
         # The raw value of an adopted key was never seen by this stack: `key` stays empty. Its spend is the
         # proxy's accounting of real use: taking the key over must not reset it to the declared value.
         settings = {name: value for name, value in _settings(props).items() if name != "spend"}
-        return None, {**client.key_update(row["token"], settings), "adopted": True}
+        # Its id is the hash we found, whatever the answer holds: an empty id would fail the engine's step.
+        return None, {**client.key_update(row["token"], settings), "token": row["token"], "adopted": True}
 
 
 def _info_unless_gone(client: LiteLLMClient, key_hash: str) -> dict[str, Any] | None:
@@ -205,6 +266,48 @@ def _lost_attempt(row: dict[str, Any], props: dict[str, Any]) -> bool:
     return row.get("user_id") == props["user_id"] and row.get("key_alias") == props["key_alias"] and pending(row)
 
 
+def _identity(raw: str | None, response: dict[str, Any], props: dict[str, Any]) -> str:
+    """The new key's id: the hash of its raw key, or of an adopted key the one the proxy names."""
+    key_hash = token_hash(raw) if raw else response.get("token")
+    if not key_hash:  # the engine rejects an empty id, and a key with no id could never be deleted
+        raise LiteLLMError("create key", f"the proxy did not say which key has alias {props['key_alias']!r}")
+    return key_hash
+
+
+def _row(client: LiteLLMClient, key_hash: str) -> dict[str, Any] | None:
+    key_data = _info_unless_gone(client, key_hash)
+    return None if key_data is None else key_data.get("info") or {}
+
+
+def _put_back(client: LiteLLMClient, old: Rotation) -> None:
+    """Give the old key its alias back after a rotation failed before the new key existed."""
+    try:
+        client.key_update(old.old_hash, {"key_alias": old.old_alias})
+    except LiteLLMError as err:
+        raise LiteLLMError(
+            "rotate key",
+            f"the new key was not created, and giving the old key {old.old_hash[:12]}... its alias "
+            f"{old.old_alias!r} back failed too ({err}); the old key still works (as {old.rotating_alias!r} "
+            "if it was renamed), and the next `pulumi up` rotates again",
+        ) from None
+
+
+def _grace(client: LiteLLMClient, props: dict[str, Any], old: Rotation) -> bool:
+    """Give the old key its retired alias and `expires` = now + the declared grace, in one call. False when
+    it gets none (no grace declared, or it has expired already: a grace would bring it back to life): it is
+    deleted at the end of the `up`. When the call fails, the Delete at the end asks the proxy whether the
+    grace was set (an answer may be lost after the proxy acted) and deletes the key unless it was."""
+    grace = props.get("rotation_grace")
+    if not grace or old.expired:
+        return False
+    try:
+        client.key_update(old.old_hash, {"key_alias": old.retired_alias, "duration": grace})
+        rotation.note_graced(old.old_hash)
+    except LiteLLMError:
+        pass
+    return True
+
+
 def _is_gone(client: LiteLLMClient, key_hash: str) -> bool:
     return _info_unless_gone(client, key_hash) is None
 
@@ -218,8 +321,11 @@ def _settings(props: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def _outputs(props: dict[str, Any], raw: str | None, response: Any, key_data: Any) -> dict[str, Any]:
-    return {**props, "key": raw, "key_response": f.compact(response), "key_data": f.compact(key_data)}
+def _outputs(
+    props: dict[str, Any], raw: str | None, response: Any, key_data: Any, retired: list[str] | None = None
+) -> dict[str, Any]:
+    return {**props, "key": raw, "key_response": f.compact(response), "key_data": f.compact(key_data),
+            "retired_keys": retired or []}
 
 
 @dataclasses.dataclass
@@ -243,6 +349,9 @@ class KeyArgs:
     spend: pulumi.Input[float] = 0
     model_max_budget: Optional[pulumi.Input[dict]] = None
     adopt_existing: pulumi.Input[bool] = False
+    rotate_after: Optional[pulumi.Input[str]] = None  # a LiteLLM duration such as "90d"
+    rotation_trigger: Optional[pulumi.Input[str]] = None  # any new value rotates the key
+    rotation_grace: Optional[pulumi.Input[str]] = None  # how long the old key keeps working
 
 
 class Key(Resource, module="litellm", name="Key"):
@@ -251,9 +360,10 @@ class Key(Resource, module="litellm", name="Key"):
     key: pulumi.Output[Optional[str]]
     key_response: pulumi.Output[dict]
     key_data: pulumi.Output[dict]
+    retired_keys: pulumi.Output[list]  # hashes of the keys it retired that are in their grace
 
     def __init__(self, resource_name: str, args: KeyArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props, opts = registered(args, ["key", "key_response", "key_data"], SECRET_OUTPUTS, opts)
+        props, opts = registered(args, ["key", "key_response", "key_data", "retired_keys"], SECRET_OUTPUTS, opts)
         if args.existing_key is not None:
             props["existing_key"] = pulumi.Output.secret(args.existing_key)
         super().__init__(KeyProvider(), resource_name, props, opts)

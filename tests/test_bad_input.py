@@ -63,6 +63,9 @@ REACHES: dict[str, list[tuple[str, str]]] = {
     "key_alias": [("Key", "key_alias"), ("User", "key_alias")],
     "auto_create_key": [("User", "auto_create_key")],
     "adopt_existing": [("User", "adopt_existing"), ("Key", "adopt_existing")],
+    "rotate_after": [("Key", "rotate_after")],
+    "rotation_trigger": [("Key", "rotation_trigger")],
+    "rotation_grace": [("Key", "rotation_grace")],
     "teams": [],  # plain team ids only (they name the memberships): checked at construction, each entry by
                   # TeamMember.team_id's check (TEAM_CATALOGUE) once registered
 }
@@ -174,6 +177,13 @@ CATALOGUE: list[Bad] = [
     Bad("auto_create_key", "yes", BOOL, "a string"),
     Bad("auto_create_key", 1, BOOL, "a number"),
     Bad("adopt_existing", "true", BOOL, "a string"),
+    Bad("rotate_after", "90", DURATION, "a bare number"),
+    Bad("rotate_after", "0d", DURATION, "zero"),
+    Bad("rotate_after", 90, DURATION, "a number, not a string"),
+    Bad("rotation_trigger", "", TEXT, "empty"),
+    Bad("rotation_trigger", 20261201, ID, "a number, not a string"),
+    Bad("rotation_grace", "1 day", DURATION, "words"),
+    Bad("rotation_grace", "-5m", DURATION, "negative"),
     Bad("teams", "research", TEAMS, "a string, not a list"),
     Bad("teams", [""], TEAMS + "; teams[0] must be a non-blank string", "a blank team id"),
     Bad("teams", ["red", "red"], TEAMS + "; teams[1] 'red' is listed twice", "the same team twice"),

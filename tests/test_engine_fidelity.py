@@ -8,6 +8,7 @@ environment run against the real LiteLLM proxy.
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import subprocess
@@ -334,6 +335,33 @@ def test_an_empty_id_from_create_fails_the_step_and_records_nothing(rec_stack, c
     with pytest.raises(EngineError, match="empty resource.ID"):
         stack.up()
     assert entries(stack, "a") == []
+
+
+def test_an_adopted_key_takes_its_id_from_the_lookup_not_from_the_answer(tmp_path, litellm, api, unique):
+    """No path of ours returns an empty id: adoption takes over the key it found by alias, and records that
+    key's hash even when /key/update answers without `token` (the answer is rewritten to lose it)."""
+    api.user_new({"user_id": unique, "user_email": f"{unique}@example.org", "auto_create_key": False})
+    existing = api.key_generate({"user_id": unique, "key_alias": unique, "models": ["fake-mock"]})["token"]
+
+    def drop_token(method: str, path: str, query: str, status: int, payload: bytes, fetch: Any) -> tuple[int, bytes]:
+        if path == "/key/update" and status == 200:
+            answer = json.loads(payload)
+            answer.pop("token", None)
+            return status, json.dumps(answer).encode()
+        return status, payload
+
+    user = {"user_id": unique, "user_email": f"{unique}@example.org", "user_role": "internal_user",
+            "models": ["fake-mock"], "user_models": ["fake-mock"], "adopt_existing": True}
+    with PassThrough(litellm.url, rewrite=drop_token) as tap:
+        stack = Stack(tmp_path / "state", {"litellm:url": tap.url, "litellm:token": litellm.master_key,
+                                           "litellm:users": [user]})
+        try:
+            stack.up()
+            assert stack.resource("Key", unique).id == existing
+            assert [row["token"] for row in keys_of(api, unique)] == [existing]
+        finally:
+            stack.destroy()
+    assert not user_exists(api, unique)
 
 
 # ------------------------------------------------------------------- import

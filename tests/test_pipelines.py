@@ -99,10 +99,12 @@ def test_the_linters_reject_a_broken_workflow(tmp_path):
 def test_github_previews_pull_requests_and_deploys_main_with_the_policy_pack():
     workflow = yaml.safe_load(WORKFLOW.read_text())
     triggers = workflow[True]  # YAML 1.1 reads the key `on` as True
-    assert triggers == {"pull_request": {"branches": ["main"]}, "push": {"branches": ["main"]}}
+    assert triggers == {"pull_request": {"branches": ["main"]}, "push": {"branches": ["main"]},
+                        "schedule": [{"cron": "17 4 * * *"}]}  # unattended rotation (issue 10)
     jobs = workflow["jobs"]
     assert "github.event_name == 'pull_request'" in jobs["preview"]["if"]
-    assert "github.event_name == 'push' && github.ref == 'refs/heads/main'" == jobs["up"]["if"]
+    assert jobs["up"]["if"] == ("(github.event_name == 'push' && github.ref == 'refs/heads/main') || "
+                                "github.event_name == 'schedule'")
     for name, command, comment in (("preview", "preview", True), ("up", "up", False)):
         steps = jobs[name]["steps"]
         assert any(step.get("run") == INSTALL for step in steps), name
@@ -155,11 +157,13 @@ def test_the_linters_reject_a_broken_gitlab_pipeline(tmp_path):
 
 def test_gitlab_previews_merge_requests_and_deploys_the_default_branch_with_the_policy_pack():
     ci = yaml.safe_load(GITLAB_CI.read_text())
+    scheduled = {"if": '$CI_PIPELINE_SOURCE == "schedule" && $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH'}
     assert ci["workflow"]["rules"] == [
-        {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}, {"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"},
+        {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}, scheduled,
+        {"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"},
     ]
     assert ci["preview"]["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
-    assert ci["up"]["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
+    assert ci["up"]["rules"] == [scheduled, {"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
     install = ci["default"]["before_script"][:2]
     assert " && ".join(install) == INSTALL.replace("python -m", "python3 -m")
     preview = "\n".join(ci["preview"]["script"])

@@ -62,6 +62,7 @@ KEY = {
     "rpm_limit": 1000.0,
     "spend": 0.0,
     "adopt_existing": False,
+    "rotate_after": "90d",
 }
 TEAM = {
     "url": URL,
@@ -172,7 +173,9 @@ def test_the_committed_pack_config_is_valid_for_every_policy():
 def test_the_duration_grammar_is_the_providers():
     assert lp.DURATION_RE is fields.DURATION_RE
     assert set(lp.NAMED_SECONDS) == set(fields.NAMED_DURATIONS)
-    assert {m for m in ("s", "m", "h", "d", "w", "mo")} == set(lp.UNIT_SECONDS)
+    assert {m for m in ("s", "m", "h", "d", "w", "mo")} == set(fields.UNIT_SECONDS)
+    assert [lp.duration_seconds(v) for v in ("90s", "2m", "3h", "30d", "2w", "1mo", "daily", "1y", 5)] == [
+        90, 120, 10800, 2592000, 1209600, 2592000, 86400, None, None]
     schema = lp.KEY_EXPIRES.config_schema.properties["maxDuration"]
     for good in ("365d", "12mo", "52w", "monthly"):
         jsonschema.validate(good, schema)
@@ -188,6 +191,33 @@ def test_policies_ignore_other_resource_types():
             reported: list[str] = []
             policy.validate(args, lambda m, _u=None: reported.append(m))
             assert reported == [], policy.name
+
+
+# ---------------------------------------------------------------- key rotation
+@pytest.mark.parametrize("age", ["90d", "30d", "12w", "3mo", "monthly"])
+def test_key_rotation_within_the_maximum_age_passes(age):
+    assert violations(lp.KEY_ROTATION, "Key", props_of(KEY, rotate_after=age)) == []
+
+
+def test_a_key_that_is_never_rotated_is_a_violation():
+    for props in (props_of(KEY, rotate_after=ABSENT), props_of(KEY, rotate_after=None)):
+        one(violations(lp.KEY_ROTATION, "Key", props), "Key 'alice'", "rotate_after is not set", "never rotated",
+            "'90d' (maxKeyAge)")
+
+
+@pytest.mark.parametrize("age", ["91d", "13w", "4mo", "365d"])
+def test_a_key_rotated_later_than_the_maximum_age_is_a_violation(age):
+    one(violations(lp.KEY_ROTATION, "Key", props_of(KEY, rotate_after=age)),
+        "Key 'alice'", f"rotate_after {age!r}", "longer than the maximum key age '90d' (maxKeyAge)")
+
+
+def test_key_rotation_maximum_is_configurable_advisory_and_skips_unknowns():
+    assert lp.KEY_ROTATION.enforcement_level == EnforcementLevel.ADVISORY
+    assert violations(lp.KEY_ROTATION, "Key", props_of(KEY, rotate_after="7d"), {"maxKeyAge": "7d"}) == []
+    one(violations(lp.KEY_ROTATION, "Key", props_of(KEY, rotate_after="8d"), {"maxKeyAge": "7d"}), "'8d'", "'7d'")
+    one(violations(lp.KEY_ROTATION, "Key", KEY, {"maxKeyAge": "never"}), "maxKeyAge 'never'", "pack config")
+    assert violations(lp.KEY_ROTATION, "Key", props_of(KEY, rotate_after=UNKNOWN_STRING_VALUE)) == []
+    assert violations(lp.KEY_ROTATION, "User", USER) == []
 
 
 # ---------------------------------------------------------------- key expiry

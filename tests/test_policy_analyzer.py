@@ -178,7 +178,7 @@ def test_a_preview_with_values_unknown_until_apply_runs_every_policy(analyzer, i
     configure(analyzer, info)
     assert summary(preview(analyzer, resources)) == []  # no violation, and no "can't run policy" either
     risky = program([{"user_id": "ops", "user_email": "ops@example.org", "user_role": "admin", "max_budget": 5,
-                      "models": ["gpt-4o"], "user_models": ["gpt-4o"]}], preview_mode=True)
+                      "models": ["gpt-4o"], "user_models": ["gpt-4o"], "rotate_after": "30d"}], preview_mode=True)
     assert summary(preview(analyzer, risky)) == [
         ("litellm-admin-roles", "User 'ops': user_role 'proxy_admin' for user_id 'ops': 'proxy_admin' is only for "
                                 "the user ids in proxyAdmins []"),
@@ -190,7 +190,8 @@ def test_what_must_never_ship_is_reported_with_resource_field_value_and_limit(an
         {"user_id": "carol", "user_email": "carol@example.org", "duration": None, "models": ["*"],
          "user_models": ["gpt-4o"], "max_budget": 5000, "user_role": "proxy_admin_viewer", "rpm_limit": 50000,
          "key_alias": "Carol Key"},
-        {"user_id": "dave", "user_email": "dave@example.org", "models": ["gpt-4o"], "user_models": ["gpt-4o"]},
+        {"user_id": "dave", "user_email": "dave@example.org", "models": ["gpt-4o"], "user_models": ["gpt-4o"],
+         "rotate_after": "30d"},
     ]
     configure(analyzer, info)
     diagnostics = preview(analyzer, program(users))
@@ -207,6 +208,8 @@ def test_what_must_never_ship_is_reported_with_resource_field_value_and_limit(an
                                       f"{lp.DEFAULT_ALIAS_PATTERN!r} (pattern)"),
         ("litellm-key-expires", "Key 'carol': duration is not set, so the key never expires; set duration to at "
                                 "most '365d' (maxDuration)"),
+        ("litellm-key-rotation", "Key 'carol': rotate_after is not set, so the key is never rotated; set "
+                                 "rotate_after to at most '90d' (maxKeyAge)"),
         ("litellm-model-access", "Key 'carol': models ['*'] grants wildcard access ('*'); list the models, or set "
                                  "allowWildcard: true"),
         ("litellm-rate-limits", "Key 'carol': rpm_limit 50000 is above the cap of 10000 (maxRpm)"),
@@ -217,6 +220,7 @@ def test_what_must_never_ship_is_reported_with_resource_field_value_and_limit(an
     assert expiry.policyPackName == lp.PACK_NAME and expiry.enforcementLevel == pb.MANDATORY
     assert expiry.message.startswith(lp.KEY_EXPIRES.description + "\n")  # what the CLI prints: description, then why
     assert by_policy["litellm-key-alias-pattern"].enforcementLevel == pb.ADVISORY
+    assert by_policy["litellm-key-rotation"].enforcementLevel == pb.ADVISORY
     assert all("sk-" not in d.message for d in diagnostics)  # the admin token is never in a message
 
 

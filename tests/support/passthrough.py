@@ -66,6 +66,7 @@ class Fault:
     status: int = 503
     delay: float = 0.0
     retry_after: Optional[float] = None
+    skip: int = 0  # matching calls let through before the fault starts (to hit the 3rd /key/update)
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and (self.method in (None, method)) and (self.path in (None, path))
@@ -169,11 +170,11 @@ class PassThrough:
         self.stop()
 
     def inject(self, kind: str, *, method: Optional[str] = None, path: Optional[str] = None, times: int = 1,
-               status: int = 503, delay: float = 0.0, retry_after: Optional[float] = None) -> None:
+               status: int = 503, delay: float = 0.0, retry_after: Optional[float] = None, skip: int = 0) -> None:
         if kind not in FAULTS:
             raise ValueError(f"fault must be one of {FAULTS}, got {kind!r}")
         with self._lock:
-            self._faults.append(Fault(kind, method, path, times, status, delay, retry_after))
+            self._faults.append(Fault(kind, method, path, times, status, delay, retry_after, skip))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -229,7 +230,9 @@ class PassThrough:
     def _take_fault(self, method: str, path: str) -> Optional[Fault]:
         with self._lock:
             for fault in self._faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path) and fault.skip > 0:
+                    fault.skip -= 1
+                elif fault.matches(method, path):
                     fault.times -= 1
                     return dataclasses.replace(fault)
         return None
