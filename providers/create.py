@@ -39,14 +39,13 @@ def pending(row: Mapping[str, Any]) -> bool:
 
 
 def finish(clear: Callable[[], Any]) -> None:
-    """Replace the pending marker of an object we have in hand. An ambiguous failure propagates (the
-    protocol looks again and finds it ours); LiteLLM refusing the update (e.g. a key whose team_id does
-    not exist, which /key/generate accepts but /key/update refuses) must not fail a create that was made:
-    the marker stays, and only makes that object one a later create may take for an orphan."""
+    """Replace the pending marker of an object we have in hand. No failure of that update fails the create
+    that was made: not LiteLLM refusing it (a key whose team_id does not exist, which /key/generate accepts
+    but /key/update refuses), and not a lost answer (the update may have landed: looking again would find
+    the object marked done, take it for someone else's, and strand it outside the state). The marker may
+    stay; it only makes that object one a later create may take for an orphan."""
     try:
         clear()
-    except AmbiguousFailure:
-        raise
     except LiteLLMError:
         pass
 

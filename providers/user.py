@@ -51,7 +51,8 @@ class UserProvider(LiteLLMProvider):
         if news.get("user_alias") is None and (isinstance(user_id, str) or f.is_unknown(user_id)):
             news = {**news, "user_alias": user_id}  # coalesce(user_alias, user_id), as the module does
         result = super().check(olds, news)
-        if olds.get("models") and result.inputs.get("models") == []:
+        same_user = olds.get("user_id") == result.inputs.get("user_id")  # a new user_id is a new user
+        if olds.get("models") and result.inputs.get("models") == [] and same_user:
             result.failures.append(CheckFailure("models", EMPTIED_MODELS))
         return result
 

@@ -89,3 +89,24 @@ def test_emptying_a_users_models_is_refused_at_preview(tmp_path, litellm, api, t
     assert "models cannot be emptied once set: LiteLLM ignores an empty list on /user/update" in message
     assert "no response" not in message and tap.count() == 0
     assert api.user_info(unique)["user_info"]["models"] == ["fake-gpt-4o"]
+
+    # A new user_id is a new user: starting it with no models is what the message advises, and is accepted.
+    renamed = f"{unique}-new"
+    users.append(renamed)
+    state.config["litellm:users"] = [user(renamed, name=unique, user_models=[])]
+    assert state.preview().step("User", unique).op == "replace"
+
+
+def test_a_lost_answer_to_the_create_markers_clearing_strands_nothing(tmp_path, litellm, api, tap, unique,
+                                                                      users) -> None:
+    """/user/new answers, then every answer to the /user/update that clears the create's pending marker is
+    lost although the proxy applies it: the user is ours all the same, in the state, with its one key."""
+    users.append(unique)
+    state = stack_of(tmp_path, tap.url, litellm.master_key, user(unique))
+    tap.inject("drop_after", method="POST", path="/user/update", times=20)
+    state.up()
+    assert state.resource("User", unique).id == unique and user_exists(api, unique)
+    raw = state.outputs[f"{unique}_key"]
+    assert [row["token"] for row in keys_of(api, unique)] == [token_hash(raw)]
+    tap.clear_faults()
+    assert {op for op in state.preview().ops().values()} == {"same"}
