@@ -4,6 +4,7 @@ does not, and a user's `models` that /user/update cannot empty."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -110,3 +111,34 @@ def test_a_lost_answer_to_the_create_markers_clearing_strands_nothing(tmp_path, 
     assert [row["token"] for row in keys_of(api, unique)] == [token_hash(raw)]
     tap.clear_faults()
     assert {op for op in state.preview().ops().values()} == {"same"}
+
+
+def test_a_url_change_is_checked_for_teams_and_memberships_too(tmp_path, litellm, api, tap, unique, users) -> None:
+    """A team and a membership the new url does not have: the up fails and says so, refresh drops them, and
+    up creates them there again."""
+    team = f"{unique}-team"
+    users.append(unique)
+    config = {"litellm:url": tap.url, "litellm:token": litellm.master_key,
+              "litellm:teams": [{"team_id": team, "models": ["fake-gpt-4o"]}],
+              "litellm:users": [user(unique, teams=[team])]}
+    state = Stack(tmp_path / "state", config, plugin_env=clean_env())
+    state.up()
+    api.team_delete(team)  # gone behind the new address (the membership goes with it)
+    with PassThrough(litellm.url) as moved:
+        try:
+            state.config["litellm:url"] = moved.url
+            with pytest.raises((EngineError, PluginError)) as caught:
+                state.up()
+            message = str(getattr(caught.value, "details", "")) + str(caught.value)
+            # The Team's own step says so (the membership, which waits for the team, never starts).
+            assert re.search(rf"Update \S+litellm:Team::\S+: .*: team {team!r} does not exist at {re.escape(moved.url)}",
+                             message)
+            assert moved.count(method="POST") == 0
+            refresh = state.refresh()
+            assert {s.key.split("/")[0] for s in refresh.steps if s.op == "delete"} == {"Team", "TeamMember"}
+            state.up()
+            assert api.team_info(team)["team_info"]["team_id"] == team
+            members = api.team_info(team)["team_info"]["members_with_roles"]
+            assert [m["user_id"] for m in members if m.get("user_id") == unique] == [unique]
+        finally:
+            state.destroy()
