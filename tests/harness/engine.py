@@ -289,9 +289,9 @@ class Stack:
         """`pulumi refresh`: the plugin is configured from the config saved at the last up, unless
         `run_program` (`pulumi refresh --run-program`)."""
         result = Result("refresh")
-        entries = self._load()
-        config = self._config_for(run_program)
-        kept = self._saved_config() or config  # what the next destroy uses: refresh does not change it
+        entries, saved = self._load_with_config()
+        config = self._config_for(run_program, saved)
+        kept = saved or config  # what the next destroy uses: refresh does not change it
         with self._plugin(result, config) as plugin:
 
             def read(resource: Resource) -> None:
@@ -325,8 +325,8 @@ class Stack:
     def destroy(self, run_program: bool = False) -> Result:
         """`pulumi destroy`: configured like refresh. A resource pending replacement is only dropped."""
         result = Result("destroy")
-        entries = self._load()
-        config = self._config_for(run_program)
+        entries, saved = self._load_with_config()
+        config = self._config_for(run_program, saved)
         with self._plugin(result, config) as plugin:
 
             def remove(resource: Resource) -> None:
@@ -397,11 +397,10 @@ class Stack:
     def _current_config(self) -> "_Config":
         return _Config({key: _as_config_string(value) for key, value in self.config.items()}, set(self.secret_keys))
 
-    def _config_for(self, run_program: bool) -> "_Config":
+    def _config_for(self, run_program: bool, saved: Optional["_Config"]) -> "_Config":
         """What refresh and destroy configure the plugin with: the provider inputs saved at the last up
         (Deployment.EnsureProvider loads the provider from the state), or the current config."""
-        saved = None if run_program else self._saved_config()
-        return saved or self._current_config()
+        return saved if saved is not None and not run_program else self._current_config()
 
     def _plugin(self, result: Result, config: "_Config") -> "_Session":
         return _Session(self, result, config)
@@ -412,21 +411,19 @@ class Stack:
                 return resource.outputs
         return {}
 
-    def _read_state(self) -> dict[str, Any]:
-        if not self.state_file.exists():
-            return {}
-        return decrypt(json.loads(self.state_file.read_text()))
-
     def _load(self) -> list[Resource]:
-        data = self._read_state()
-        return [Resource(**r) for r in data.get("deployment", {}).get("resources", [])]
+        return self._load_with_config()[0]
 
-    def _saved_config(self) -> Optional["_Config"]:
-        saved = self._read_state().get("deployment", {}).get("provider_config")
+    def _load_with_config(self) -> tuple[list[Resource], Optional["_Config"]]:
+        """The state's resources and the provider configuration saved with them, in one read of the file."""
+        data = decrypt(json.loads(self.state_file.read_text())) if self.state_file.exists() else {}
+        deployment = data.get("deployment", {})
+        resources = [Resource(**r) for r in deployment.get("resources", [])]
+        saved = deployment.get("provider_config")
         if not saved:
-            return None
+            return resources, None
         values = {k: strip_secrets(v) for k, v in saved.items()}
-        return _Config(values, {k for k, v in saved.items() if is_secret(v)})
+        return resources, _Config(values, {k for k, v in saved.items() if is_secret(v)})
 
     def _save(self, resources: Iterable[Resource], config: "_Config") -> None:
         """Write the state: the resources and the provider configuration the next refresh/destroy uses."""
