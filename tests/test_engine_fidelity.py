@@ -371,16 +371,31 @@ def test_import_fails_in_the_plugin_before_any_provider_code(tmp_path, litellm):
         stack.import_("pulumi-python:dynamic/litellm:User", "someone", "someone")
 
 
+# ------------------------------------------------- programs with one user (config: user_id, user_email)
+def person(user_id: str) -> dict[str, str]:
+    return {"litellm:user_id": user_id, "litellm:user_email": f"{user_id}@example.org"}
+
+
+def user_program() -> None:
+    config = pulumi.Config("litellm")
+    User("person", UserArgs(url=config.require("url"), token=config.require_secret("token"),
+                            user_id=config.require("user_id"), user_email=config.require("user_email"),
+                            user_role="internal_user", models=["fake-mock"]))
+
+
+def component_program() -> None:
+    config = pulumi.Config("litellm")
+    UserWithKey("person", UserWithKeyArgs(
+        url=config.require("url"), token=config.require_secret("token"), user_id=config.require("user_id"),
+        user_email=config.require("user_email"), user_role="internal_user", models=["fake-mock"],
+        user_models=["fake-mock"], auto_create_key=config.require_bool("auto")))
+
+
 # -------------------------------------------------------------- environment
 def test_the_plugin_inherits_the_callers_environment(tmp_path, litellm, api, tap, unique, monkeypatch):
     """LITELLM_RETRY_ATTEMPTS reaches the providers through the environment `pulumi` runs in: with it at 0,
     one 503 fails the create; without it (a clean environment), the default retries get past it."""
-    def user_program() -> None:
-        config = pulumi.Config("litellm")
-        User("u", UserArgs(url=config.require("url"), token=config.require_secret("token"), user_id=unique,
-                           user_email=f"{unique}@example.org"))
-
-    config = {"litellm:url": tap.url, "litellm:token": litellm.master_key}
+    config = {"litellm:url": tap.url, "litellm:token": litellm.master_key, **person(unique)}
     monkeypatch.setenv("LITELLM_RETRY_ATTEMPTS", "0")
     tap.inject("status", method="POST", path="/user/new", status=503)
     with pytest.raises(EngineError, match="gave up after 1 attempt"):
@@ -408,15 +423,10 @@ def test_requests_ca_bundle_from_the_environment_reaches_the_plugin(tmp_path, li
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
 
-    def user_program() -> None:
-        config = pulumi.Config("litellm")
-        User("u", UserArgs(url=config.require("url"), token=config.require_secret("token"), user_id=unique,
-                           user_email=f"{unique}@example.org"))
-
     monkeypatch.setenv("LITELLM_RETRY_ATTEMPTS", "0")
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     with PassThrough(litellm.url, tls=context) as tls_tap:
-        config = {"litellm:url": tls_tap.url, "litellm:token": litellm.master_key}
+        config = {"litellm:url": tls_tap.url, "litellm:token": litellm.master_key, **person(unique)}
         with pytest.raises(EngineError, match="TLS verification failed"):
             Stack(tmp_path / "a", config, program=user_program).up()
         assert not user_exists(api, unique)
@@ -430,22 +440,8 @@ def test_requests_ca_bundle_from_the_environment_reaches_the_plugin(tmp_path, li
             stack.destroy()
         assert not user_exists(api, unique)
 
+
 # ---------------------------------------- issue 9: a reverted user_id change loses nothing
-def user_program() -> None:
-    config = pulumi.Config("litellm")
-    User("person", UserArgs(url=config.require("url"), token=config.require_secret("token"),
-                            user_id=config.require("user_id"), user_email=config.require("user_email"),
-                            user_role="internal_user", models=["fake-mock"]))
-
-
-def component_program() -> None:
-    config = pulumi.Config("litellm")
-    UserWithKey("person", UserWithKeyArgs(
-        url=config.require("url"), token=config.require_secret("token"), user_id=config.require("user_id"),
-        user_email=config.require("user_email"), user_role="internal_user", models=["fake-mock"],
-        user_models=["fake-mock"], auto_create_key=config.require_bool("auto")))
-
-
 @pytest.fixture
 def blocker(api: LiteLLMClient, unique: str) -> Iterator[str]:
     """A user that already exists on the proxy, so a change to its user_id fails at create."""
@@ -461,8 +457,8 @@ def test_reverting_a_failed_user_id_change_keeps_the_user_and_its_key(
     tmp_path, litellm, api, unique, blocker, program, auto
 ):
     user_a = f"{unique}-a"
-    config = {"litellm:url": litellm.url, "litellm:token": litellm.master_key, "litellm:user_id": user_a,
-              "litellm:user_email": f"{user_a}@example.org", "litellm:auto": "true" if auto else "false"}
+    config = {"litellm:url": litellm.url, "litellm:token": litellm.master_key, **person(user_a),
+              "litellm:auto": "true" if auto else "false"}
     stack = Stack(tmp_path / "state", config, program=program)
     try:
         stack.up()
