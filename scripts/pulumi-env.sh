@@ -1,15 +1,16 @@
 # shellcheck shell=bash disable=SC2034
-# Sourced by scripts/up and scripts/down: the pulumi CLI they use and the environment they give it.
-# bash 3.2 (macOS) and POSIX tools only.
+# Sourced by scripts/up, scripts/down and scripts/install-pulumi, and by you (`source scripts/pulumi-env.sh`):
+# the pulumi CLI they use and the environment they give it. bash 3.2 (macOS) and POSIX tools only.
 
-PULUMI_VERSION=3.272.0          # the CLI scripts/up installs when none is found (the SDK's own version)
+# The one pin of the CLI, for both routes of scripts/install-pulumi: Pulumi's installer and the build from Go
+# modules (tools/pulumi-cli/go.mod requires pkg/v3 and sdk/v3 at this version). 3.272.0, the Python SDK's
+# version, is not served by the Go module proxy; 3.274.0 is the nearest release that is.
+PULUMI_VERSION=3.274.0
 PULUMI_ROOT=$PWD/.tools/pulumi  # where: a folder of the project, never the user's PATH or shell profile
 STACK=${STACK:-dev}
 
-# A CLI scripts/up installed earlier comes first.
-if [[ -x $PULUMI_ROOT/bin/pulumi ]]; then
-  PATH=$PULUMI_ROOT/bin:$PATH
-fi
+# The project's CLI comes first: scripts/install-pulumi puts it in .tools/pulumi/bin.
+PATH=$PULUMI_ROOT/bin:$PATH
 
 # A local state folder and, unless given, a development passphrase: secrets only through the environment.
 pulumi_env() {
