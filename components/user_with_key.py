@@ -1,5 +1,5 @@
 """UserWithKey: the Terraform module's interface (same inputs, defaults and five outputs) over the
-`User` and `Key` dynamic resources, with the module's defects fixed (see README, "Differences"), and one
+`User` and `Key` dynamic resources, with the module's defects fixed (see docs/reference.md, "Differences"), and one
 `TeamMember` per entry of `teams`.
 """
 
@@ -42,7 +42,7 @@ class UserWithKeyArgs:
 
     New: `adopt_existing` opts in to take over a user (and its key, by alias, and its memberships) that
     already exists on the proxy instead of failing with 409; `rotate_after`, `rotation_trigger` and
-    `rotation_grace` rotate the key (README, "Rotating keys"); `teams` lists the ids of the teams the user
+    `rotation_grace` rotate the key (docs/rotation.md); `teams` lists the ids of the teams the user
     is a member of (role `user`), one `TeamMember` each.
     """
 

@@ -26,7 +26,7 @@ _stack_config: dict[str, Any] = {}
 
 class ChangeSet(DiffResult):
     """A DiffResult that also names the changed properties (the plugin protocol drops them; tests and
-    the README's preview examples read them)."""
+    scripts/preview_examples.py read them)."""
 
     def __init__(self, diffs: list[str], replaces: list[str], stables: list[str], delete_before_replace: bool) -> None:
         super().__init__(

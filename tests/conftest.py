@@ -23,7 +23,7 @@ from support.passthrough import PassThrough  # noqa: E402
 
 HOW_TO = (
     "no LiteLLM proxy for the real-proxy tests: set LITELLM_URL and LITELLM_MASTER_KEY to a proxy backed by "
-    "Postgres (see README, 'Running a proxy'), or LITELLM_SERVER_DIR to a litellm-server checkout"
+    "Postgres (see docs/reference.md, 'Running a proxy'), or LITELLM_SERVER_DIR to a litellm-server checkout"
 )
 
 

@@ -392,7 +392,7 @@ def admin_keys(api: LiteLLMClient, unique: str) -> Iterator[list[str]]:
 
 
 def test_token_rotation_in_the_documented_order_set_up_then_revoke(stacks, tap, api, admin_keys, unique):
-    """README, "Token rotation": set the new token, `pulumi up`, then revoke the old one. refresh and
+    """README, "Applying changes": set the new token, `pulumi up`, then revoke the old one. refresh and
     destroy run no program: the engine configures the plugin with the config saved at the last up."""
     token_a, token_b, _ = admin_keys
     users = [spec(f"{unique}a"), spec(f"{unique}b", auto=True, metadata={})]
