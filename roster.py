@@ -158,6 +158,8 @@ def _csv(path: str, text: str, table: Mapping[str, f.Field]) -> tuple[list[Entry
         header = [name.strip() for name in next(reader, [])]
     except csv.Error as err:
         return [], [f"{path}:1: not valid CSV: {err}"]
+    if not any(header):
+        return [], []  # an empty file: no entries (an error of its own)
     errors = [f"{path}:1: column {index + 1}: {f.unknown_name(name, table)}"
               for index, name in enumerate(header) if name not in table]
     errors += [f"{path}:1: column {name!r} appears twice" for index, name in enumerate(header) if name in header[:index]]
