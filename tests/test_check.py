@@ -11,8 +11,8 @@ import pytest
 
 from support.project_copy import copy_project
 
-COPIED = ("__main__.py", "components", "providers", "litellm_pulumi_access.py", "scripts", "Pulumi.yaml",
-          "Pulumi.dev.yaml")
+COPIED = ("__main__.py", "roster.py", "rosters", "components", "providers", "litellm_pulumi_access.py", "scripts",
+          "Pulumi.yaml", "Pulumi.dev.yaml")
 
 BROKEN = """\
 config:

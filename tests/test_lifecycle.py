@@ -141,8 +141,8 @@ def test_preview_of_a_new_stack_calls_check_and_diff_only_and_nothing_on_the_pro
 
     assert tap.calls == []  # zero calls to the proxy
     assert result.methods() == {"GetPluginInfo", "Configure", "Check"}  # nothing to diff against yet
-    assert result.ops() == {f"{t}/{u}": "create" for u in (a["user_id"], b["user_id"])
-                            for t in ("UserWithKey", "User", "Key")}
+    assert result.ops() == {"Ledger/ledger": "create", **{f"{t}/{u}": "create" for u in (a["user_id"], b["user_id"])
+                                                          for t in ("UserWithKey", "User", "Key")}}
     assert not stack.state_file.exists()
     # The auto-created key is not known at preview: the Key was checked with an unknown existing_key.
     key_b = next(r for r in result.registrations if r.type.endswith(":Key") and r.name == b["user_id"])
@@ -160,7 +160,7 @@ def test_up_from_empty_creates_users_and_keys_as_declared_with_the_five_outputs_
 
     result = stack.up()
 
-    assert set(result.ops().values()) == {"create"} and len(result.ops()) == 6
+    assert set(result.ops().values()) == {"create"} and len(result.ops()) == 7  # and the ledger
     # 6 calls per UserWithKey in each mode (docs/lifecycle.md): each create replaces its pending marker
     # (/user/update, /key/update), and the auto-created key's alias is checked first (/key/list).
     assert calls(tap) == Counter({"POST /user/new": 2, "POST /user/update": 2, "GET /user/info": 2,
@@ -348,7 +348,7 @@ def test_out_of_band_edits_and_deletes_are_found_by_refresh_and_undone_by_up(sta
         assert {"max_budget", "models", "metadata"} <= set(refresh.step("Key", uid).changed)
         assert strip_secrets(stack.resource("Key", uid).outputs["max_budget"]) == 999.0
     up = stack.up()
-    assert {op for key, op in up.ops().items() if not key.startswith("UserWithKey")} == {"update"}
+    assert {op for key, op in up.ops().items() if key.startswith(("User/", "Key/"))} == {"update"}
     for s in users:
         assert_on_proxy(api, stack, s)
 
@@ -370,9 +370,10 @@ def test_out_of_band_edits_and_deletes_are_found_by_refresh_and_undone_by_up(sta
     for s in users:
         api.user_delete(s["user_id"])
     refresh = stack.refresh()
-    assert {s.op for s in refresh.steps} == {"delete"} and len(refresh.steps) == 4
+    gone = [s.op for s in refresh.steps if not s.type.endswith(":Ledger")]  # the ledger reads nothing: same
+    assert set(gone) == {"delete"} and len(gone) == 4
     up = stack.up()
-    assert {op for key, op in up.ops().items() if not key.startswith("UserWithKey")} == {"create"}
+    assert {op for key, op in up.ops().items() if key.startswith(("User/", "Key/"))} == {"create"}
     for s in users:
         assert_on_proxy(api, stack, s)
     assert stack.preview().ops() == {key: "same" for key in up.ops()}  # and the state agrees with the program
@@ -403,12 +404,13 @@ def test_token_rotation_in_the_documented_order_set_up_then_revoke(stacks, tap, 
     stack.config["litellm:token"] = token_b
     tap.reset()
     up = stack.up()
-    assert {op for key, op in up.ops().items() if not key.startswith("UserWithKey")} == {"update"}
+    assert {op for key, op in up.ops().items() if key.startswith(("User/", "Key/"))} == {"update"}
     assert tap.count() == 0
-    assert {strip_secrets(r.inputs["token"]) for r in stack.resources() if r.custom} == {token_b}
+    tokens = {strip_secrets(r.inputs["token"]) for r in stack.resources() if r.custom and "token" in r.inputs}
+    assert tokens == {token_b}  # every resource but the ledger, which holds no token
     api.key_delete(token_hash(token_a))  # A is revoked, after the up
     refresh = stack.refresh()
-    assert {s.op for s in refresh.steps} == {"same"} and len(refresh.steps) == 4
+    assert {s.op for s in refresh.steps} == {"same"} and len(refresh.steps) == 5  # and the ledger
     assert all(c.status == 200 for c in tap.calls)
 
     tap.reset()
@@ -440,7 +442,7 @@ def test_a_token_revoked_before_the_up_fails_refresh_and_destroy_until_run_progr
     with pytest.raises((PluginError, EngineError), match="HTTP 401"):
         stack.destroy()
     assert user_exists(api, users[0]["user_id"])  # nothing was lost, nothing deleted
-    assert len([r for r in stack.resources() if r.custom]) == 2
+    assert [r.type.split(":")[-1] for r in stack.resources() if r.custom] == ["Ledger", "User", "Key"]
 
     stack.refresh(run_program=True)
     stack.destroy(run_program=True)
@@ -458,14 +460,15 @@ def test_a_user_removed_from_the_config_is_deleted_by_up_and_only_that_user(stac
     tap.reset()
     preview = stack.preview()
     assert tap.count() == 0 and "Delete" not in preview.methods()
-    assert preview.ops() == {**{f"{t}/{keep['user_id']}": "same" for t in ("UserWithKey", "User", "Key")},
+    assert preview.ops() == {"Ledger/ledger": "update",
+                             **{f"{t}/{keep['user_id']}": "same" for t in ("UserWithKey", "User", "Key")},
                              **{f"{t}/{drop['user_id']}": "delete" for t in ("UserWithKey", "User", "Key")}}
     up = stack.up()
     assert up.ops() == preview.ops()
     assert calls(tap) == Counter({"POST /key/delete": 1, "POST /user/delete": 1})
     assert not user_exists(api, drop["user_id"]) and not key_alive(api, dropped_key)
     assert_on_proxy(api, stack, keep)
-    assert {r.name for r in stack.resources() if r.custom} == {keep["user_id"]}
+    assert {r.name for r in stack.resources() if r.custom} == {"ledger", keep["user_id"]}
     assert not any(name.startswith(drop["user_id"]) for name in stack.outputs)
 
 
@@ -504,7 +507,7 @@ def test_destroy_leaves_nothing_on_the_proxy_and_destroying_twice_is_safe(stacks
     shutil.copy(saved, stack.state_file)
     tap.reset()
     replay = stack.destroy()
-    assert [m for m, _ in replay.rpcs].count("Delete") == 4
+    assert [m for m, _ in replay.rpcs].count("Delete") == 5  # and the ledger's, which calls no proxy
     assert calls(tap) == Counter({"POST /key/delete": 2, "POST /user/delete": 2})
     assert stack.resources() == []
 
@@ -603,7 +606,7 @@ def test_a_failed_up_keeps_what_was_done_and_the_next_up_finishes(stacks, tap, a
     tap.inject("status", method="POST", path="/key/generate", status=422, times=1)
     with pytest.raises(EngineError, match="generate key"):
         stack.up()
-    assert [r.type.split(":")[-1] for r in stack.resources() if r.custom] == ["User"]
+    assert [r.type.split(":")[-1] for r in stack.resources() if r.custom] == ["Ledger", "User"]
     assert user_exists(api, unique)
     tap.clear_faults()
     up = stack.up()
