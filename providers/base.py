@@ -74,7 +74,8 @@ class LiteLLMProvider(ResourceProvider):
     def reshaped(self, olds: Mapping[str, Any]) -> list[str]:
         """The outputs in `olds` that this version would store otherwise (see `saved`)."""
         now = self.stored(dict(olds))
-        return sorted(name for name in olds if name != "__provider" and now.get(name, _GONE) != olds[name])
+        return sorted(name for name, value in olds.items()  # a null is not stored (the engine drops it)
+                      if name != "__provider" and value is not None and now.get(name, _GONE) != value)
 
     def delete_before_replace(self, replaces: list[str]) -> bool:
         """How a replacement must go, answered on EVERY Diff: the engine also replaces a resource left
