@@ -1,5 +1,5 @@
 """The stack program: one Team per entry of `litellm:teams`, one UserWithKey per entry of `litellm:users`,
-the module's five outputs per user and `<team>_team_data` per team.
+the module's five outputs as five exports, each a map by user_id, and `<team>_team_data` per team.
 
 Config (Pulumi.<stack>.yaml):
   litellm:url     the proxy's root URL (else the LITELLM_URL environment variable)
@@ -288,6 +288,7 @@ def main() -> None:
         teams[team["team_id"]] = Team(resource_name(team), TeamArgs(url=url, token=token, **inputs),
                                       pulumi.ResourceOptions(depends_on=[ledger]))
         pulumi.export(f"{resource_name(team)}_team_data", teams[team["team_id"]].team_data)
+    managed: dict[str, UserWithKey] = {}
     for user in users:
         inputs = {key: value for key, value in user.items() if key != "name"}
         # A key or membership of a team of this stack depends on that team: LiteLLM deletes a team's keys
@@ -297,9 +298,12 @@ def main() -> None:
             inputs["team_id"] = key_team.team_id
         needed = [teams[t] for t in inputs.get("teams") or [] if isinstance(t, str) and t in teams]
         opts = pulumi.ResourceOptions(depends_on=[ledger, *needed])
-        managed = UserWithKey(resource_name(user), UserWithKeyArgs(url=url, token=token, **inputs), opts)
-        for output in OUTPUTS:
-            pulumi.export(f"{resource_name(user)}_{output}", getattr(managed, output))
+        managed[user["user_id"]] = UserWithKey(resource_name(user), UserWithKeyArgs(url=url, token=token, **inputs), opts)
+    # One export per output, a map by user_id (`pulumi stack output key --show-secrets --json`): five exports
+    # whatever the number of users, and a map with a secret inside is stored as one secret.
+    for output in OUTPUTS:
+        by_user = {uid: getattr(component, output) for uid, component in managed.items()}
+        pulumi.export(output, pulumi.Output.all(**by_user) if by_user else {})
 
 
 if __name__ == "__main__":  # the language host runs the program as __main__; scripts/check imports it

@@ -268,12 +268,6 @@ class UserWithKey(pulumi.ComponentResource):
         self.key = pulumi.Output.secret(self.key_resource.key)
         self.key_data = self.key_resource.key_data
         self.key_response = pulumi.Output.secret(self.key_resource.key_response)
-        self.register_outputs(
-            {
-                "user_response": self.user_response,
-                "user_data": self.user_data,
-                "key": self.key,
-                "key_data": self.key_data,
-                "key_response": self.key_response,
-            }
-        )
+        # The five outputs are this component's attributes; the state stores each once, on the resource that
+        # produced it (and in the stack's exports). Registering them again here would store them twice more.
+        self.register_outputs({})

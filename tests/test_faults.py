@@ -415,7 +415,7 @@ class World(StackWorld):
         (self.user_holds if self.op.path == "/user/update" else self.key_holds).update(holds)
 
     def raw_key(self) -> str:
-        return self.stack.outputs[f"{self.uid}_key"]
+        return self.stack.outputs["key"][self.uid]
 
     def check_state(self) -> None:
         """The proxy holds exactly the declared user with exactly one key, the stack's, usable; or nothing."""
@@ -681,7 +681,7 @@ def test_fifty_in_parallel_through_the_plugin(tmp_path, litellm, api, tap, uniqu
         hashes = set()
         for user in users:
             uid = user["user_id"]
-            raw = state.outputs[f"{uid}_key"]
+            raw = state.outputs["key"][uid]
             assert [row["token"] for row in keys_of(api, uid)] == [token_hash(raw)]
             assert [row["token"] for row in api.keys_with_alias(uid)] == [token_hash(raw)]
             hashes.add(token_hash(raw))

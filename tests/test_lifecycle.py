@@ -170,8 +170,8 @@ def test_up_from_empty_creates_users_and_keys_as_declared_with_the_five_outputs_
         uid = s["user_id"]
         key_row = assert_on_proxy(api, stack, s)
         assert round(days_until_expiry(key_row)) == 365
-        out = {name: stack.outputs[f"{uid}_{name}"] for name in OUTPUTS}
-        assert {n for n in OUTPUTS if f"{uid}_{n}" in stack.secret_outputs} == SECRET_OUTPUTS
+        out = {name: stack.outputs[name][uid] for name in OUTPUTS}  # one export per output, by user_id
+        assert {n for n in OUTPUTS if n in stack.secret_outputs} == SECRET_OUTPUTS
         assert out["user_response"]["user_id"] == uid
         assert out["user_data"]["user_info"]["user_email"] == s["user_email"]
         assert out["key"].startswith("sk-") and token_hash(out["key"]) == stack.resource("Key", uid).id
@@ -181,24 +181,25 @@ def test_up_from_empty_creates_users_and_keys_as_declared_with_the_five_outputs_
         if s["auto_create_key"]:
             assert out["user_response"]["key"] == out["key"]  # the minted key was adopted, not a second one
         else:
-            assert out["user_response"]["key"] == "" and out["key_response"]["key"] == out["key"]
+            assert out["user_response"]["key"] == ""
+        # The raw key is stored once per resource, in `key`; key_response names the key by its hash.
+        assert "key" not in out["key_response"] and out["key_response"]["token"] == token_hash(out["key"])
 
-    # The component's own outputs (RegisterResourceOutputs) are the five, secret where they should be.
+    # The component registers no outputs of its own (its five attributes would be a third copy in the state).
     for s in (a, b):
-        component = stack.resource("UserWithKey", s["user_id"])
-        assert set(component.outputs) == set(OUTPUTS)
-        assert {n for n, v in component.outputs.items() if is_secret(v)} == SECRET_OUTPUTS
+        assert stack.resource("UserWithKey", s["user_id"]).outputs == {}
 
     # No raw key or token in plain text anywhere in the state, though both are in it (as secrets).
-    raw_keys = [stack.outputs[f"{s['user_id']}_key"] for s in (a, b)]
+    raw_keys = [stack.outputs["key"][s['user_id']] for s in (a, b)]
     assert stack.plaintext_secrets(extra=[litellm.master_key, *raw_keys]) == []
     state_text = stack.state_file.read_text()
     assert all(raw not in state_text for raw in [litellm.master_key, *raw_keys])
     for s in (a, b):
         user, key = stack.resource("User", s["user_id"]), stack.resource("Key", s["user_id"])
-        assert is_secret(user.inputs["token"]) and is_secret(user.outputs["token"])
-        assert all(is_secret(user.outputs[n]) for n in ("user_response", "token"))
-        assert all(is_secret(key.outputs[n]) for n in ("key", "key_response", "token"))
+        # The admin token is in the inputs (secret), not again in the outputs: it is the configured one.
+        assert is_secret(user.inputs["token"]) and "token" not in user.outputs and "token" not in key.outputs
+        assert is_secret(user.outputs["user_response"]) and "existing_key" not in key.outputs
+        assert all(is_secret(key.outputs[n]) for n in ("key", "key_response"))
         assert not is_secret(key.outputs["key_data"]) and not is_secret(user.outputs["user_data"])
     assert is_secret(stack.resource("Key", b["user_id"]).inputs["existing_key"])
 

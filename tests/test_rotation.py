@@ -56,17 +56,17 @@ class Rotating:
 
     @property
     def raw(self) -> str:
-        return self.stack.outputs[f"{self.uid}_key"]
+        return self.stack.outputs["key"][self.uid]
 
     @property
     def key_hash(self) -> str:
         return self.stack.resource("Key", self.uid).id
 
     def created_at(self) -> float:
-        return when(self.stack.outputs[f"{self.uid}_key_data"]["info"]["created_at"]).timestamp()
+        return when(self.stack.outputs["key_data"][self.uid]["info"]["created_at"]).timestamp()
 
     def expires(self) -> float:
-        return when(self.stack.outputs[f"{self.uid}_key_data"]["info"]["expires"]).timestamp()
+        return when(self.stack.outputs["key_data"][self.uid]["info"]["expires"]).timestamp()
 
 
 @pytest.fixture
