@@ -166,11 +166,12 @@ def current_client_for(props: Mapping[str, Any], follow_url: bool = False) -> Li
     `follow_url` (read), the configured url and token win outright: after `litellm:url` changed, a refresh
     asks the new proxy, and drops what is not there so that `up` creates it."""
     url = fields.unwrap_secret(props["url"]).rstrip("/")
-    token = fields.unwrap_secret(props.get("token")) or ""  # saved without: the configured one (below)
     if follow_url and _stack_config.get("url") and _stack_config.get("token"):
         return LiteLLMClient(_stack_config["url"].rstrip("/"), _stack_config["token"], ClientSettings.from_env())
     configured_url = _stack_config.get("url") or os.environ.get("LITELLM_URL")
     configured_token = _stack_config.get("token") or os.environ.get("LITELLM_MASTER_KEY")
+    # Outputs saved without the token (see `saved`): the configured one is the only one there is.
+    token = fields.unwrap_secret(props.get("token")) or configured_token or ""
     if configured_token and configured_url and configured_url.rstrip("/") == url:
         token = configured_token
     return LiteLLMClient(url, token, ClientSettings.from_env())

@@ -39,12 +39,12 @@ EACH_SHAPE = pytest.mark.parametrize("shape", SHAPES, ids=["plain-Key", "UserWit
 
 
 def key_program() -> None:
-    """One plain Key per `litellm:keys` entry, exporting `<user_id>_key` and `<user_id>_key_data`."""
+    """One plain Key per `litellm:keys` entry, exporting `key` and `key_data` by user_id."""
     config = pulumi.Config("litellm")
-    for entry in config.require_object("keys"):
-        key = Key(entry["user_id"], KeyArgs(url=config.require("url"), token=config.require_secret("token"), **entry))
-        pulumi.export(f"{entry['user_id']}_key", key.key)
-        pulumi.export(f"{entry['user_id']}_key_data", key.key_data)
+    keys = {entry["user_id"]: Key(entry["user_id"], KeyArgs(url=config.require("url"), token=config.require_secret("token"), **entry))
+            for entry in config.require_object("keys")}
+    pulumi.export("key", {user_id: key.key for user_id, key in keys.items()})  # maps by user_id, as __main__.py
+    pulumi.export("key_data", {user_id: key.key_data for user_id, key in keys.items()})
 
 
 class Rotating:
