@@ -256,3 +256,17 @@ def test_an_entry_costs_what_the_issue_estimates() -> None:
     per_entry = roster.config_bytes({"k": [entry] * 2}) - roster.config_bytes({"k": [entry]})
     assert per_entry == 315
     assert (roster.ENV_CAP - roster.config_bytes({"litellm:url": "https://litellm.example.org"})) // per_entry == 415
+
+
+def test_a_preview_warns_when_the_config_nears_the_environment_cap(tmp_path: Path) -> None:
+    """The program sees its own PULUMI_CONFIG: from 96 KiB a preview says to move the users to a file."""
+    from harness.engine import Stack
+
+    user = {"user_id": "ann", "user_email": "ann@example.org", "user_role": "internal_user"}
+    config = {"litellm:url": URL, "litellm:token": "sk-size-token", "litellm:users": [user]}
+    quiet = Stack(tmp_path / "a", config).preview()
+    assert [m for m in quiet.messages if "PULUMI_CONFIG" in m] == []
+    loud = Stack(tmp_path / "b", {**config, "other:notes": "x" * 100_000}).preview()
+    assert [m for m in loud.messages if "PULUMI_CONFIG" in m] == [
+        "warning: the stack config is 100,199 bytes in PULUMI_CONFIG, the environment variable the engine starts the "
+        "program with; Linux allows 131,057. Move the users to a roster file: litellm:users_file (docs/rosters.md)"]
