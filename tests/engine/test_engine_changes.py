@@ -44,3 +44,24 @@ def test_a_budget_change_updates_only_that_users_resources_and_keeps_the_key(
     assert api.key_info(token_hash(after[f"{jdoe}_key"]))["info"]["max_budget"] == 12.0
     assert api.user_info(asmith)["user_info"]["max_budget"] == 5.0
     assert works(litellm.url, after[f"{jdoe}_key"]) == 200
+
+
+def test_drift_on_the_proxy_shows_in_preview_refresh_and_up_refresh_restores_it(
+    project: Project, api: LiteLLMClient, unique: str
+) -> None:
+    jdoe = f"jdoe-{unique}@example.edu"
+    project.configure({"litellm:users": [person(jdoe)]})
+    project.up()
+    key_hash = token_hash(project.outputs(secrets=True)[f"{jdoe}_key"])
+    api.user_update({"user_id": jdoe, "max_budget": 99})
+    api.key_update(key_hash, {"max_budget": 77})
+
+    shown = diff_changes(project.run("preview", "--refresh", "--diff").stdout)
+    assert ("max_budget", "10", "99") in shown[(f"User::{jdoe}", "refresh")]
+    assert ("max_budget", "10", "77") in shown[(f"Key::{jdoe}", "refresh")]
+    assert {name: op for name, op in ops(steps(project, "--refresh")).items() if op != "same"} == {
+        f"User::{jdoe}": "update", f"Key::{jdoe}": "update"}
+
+    project.up("--refresh")
+    assert api.user_info(jdoe)["user_info"]["max_budget"] == 10.0
+    assert api.key_info(key_hash)["info"]["max_budget"] == 10.0
