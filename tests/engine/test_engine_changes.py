@@ -65,3 +65,61 @@ def test_drift_on_the_proxy_shows_in_preview_refresh_and_up_refresh_restores_it(
     project.up("--refresh")
     assert api.user_info(jdoe)["user_info"]["max_budget"] == 10.0
     assert api.key_info(key_hash)["info"]["max_budget"] == 10.0
+
+
+@pytest.fixture
+def blocker(api: LiteLLMClient, unique: str) -> Any:
+    """A user made outside the stack: a user_id change to its id fails at /user/new (it exists)."""
+    user_id = f"taken-{unique}@example.edu"
+    api.user_new({"user_id": user_id, "user_email": user_id, "auto_create_key": False})
+    yield user_id
+    api.user_delete(user_id)
+
+
+def test_a_user_id_change_replaces_in_place_and_a_failed_one_reverted_keeps_the_user(
+    project: Project, api: LiteLLMClient, litellm: Any, unique: str, users: list[str], blocker: str
+) -> None:
+    first, second = f"jdoe-{unique}@example.edu", f"john.doe-{unique}@example.edu"
+    email = f"jdoe-{unique}@example.org"
+    users += [first, second]
+    # `name` keeps the resources' names: the change replaces them in place (delete first: the email is unique).
+    project.configure({"litellm:users": [person(first, name="jdoe", user_email=email)]})
+    project.up()
+    first_key = project.outputs(secrets=True)["jdoe_key"]
+
+    project.configure({"litellm:users": [person(second, name="jdoe", user_email=email)]})
+    found = steps(project)
+    assert ops(found) == {f"Stack::litellm-access-{unique}": "same", "UserWithKey::jdoe": "same",
+                          "User::jdoe": "replace", "Key::jdoe": "replace"}
+    assert replace_reasons(found, "User::jdoe") == ["user_id"]
+    # The Key is replaced as a dependent the engine deletes before its user (calculateDependentReplacements):
+    # it is then pending replacement, replaced whatever its Diff says, so its step names no property.
+    assert replace_reasons(found, "Key::jdoe") == []
+    project.up()
+    with pytest.raises(NotFound):
+        api.user_info(first)
+    second_key = project.outputs(secrets=True)["jdoe_key"]
+    assert api.key_info(token_hash(second_key))["info"]["user_id"] == second
+    assert works(litellm.url, second_key) == 200 and works(litellm.url, first_key) == 401
+
+    # A change to a user_id that exists already: the user and its key are deleted first, then /user/new fails.
+    project.configure({"litellm:users": [person(blocker, name="jdoe", user_email=email)]})
+    failed = project.up(check=False)
+    assert failed.returncode != 0 and "already exists" in failed.stdout + failed.stderr
+    assert not user_exists(api, second) and works(litellm.url, second_key) == 401
+    pending = [r["type"].split(":")[-1] for r in project.resources() if r.get("pendingReplacement")]
+    assert pending == ["User", "Key"]  # deleted, kept in the state until their replacements exist
+
+    project.configure({"litellm:users": [person(second, name="jdoe", user_email=email)]})  # revert
+    project.up()
+    state_users = [r for r in project.resources() if r["type"].endswith(":User")]
+    assert [(r["id"], r.get("pendingReplacement", False), r.get("delete", False)) for r in state_users] == [
+        (second, False, False)]
+    raw = project.outputs(secrets=True)["jdoe_key"]
+    assert [row["token"] for row in keys_of(api, second)] == [token_hash(raw)]
+    assert works(litellm.url, raw) == 200
+    project.up("--expect-no-changes")
+
+    project.run("destroy", "--yes", "--skip-preview")
+    assert not user_exists(api, second) and not key_alive(api, token_hash(raw))
+    assert user_exists(api, blocker)  # never touched
