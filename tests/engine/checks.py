@@ -39,17 +39,17 @@ def replace_reasons(found: list[dict[str, Any]], name: str) -> list[str]:
 
 
 def diff_changes(text: str) -> dict[tuple[str, str], set[tuple[str, str, str]]]:
-    """{(`Type::name`, op): {(field, old, new)}} for every `~ field : old => new` line of `pulumi ... --diff`
-    output, nested ones included, under the resource header it belongs to."""
+    """{(`Type::name`, op): {(field, old, new)}} for the top-level `~ field : old => new` lines of `pulumi ...
+    --diff` output (a field's name starts in the column of its resource's `[urn=`; nested values go deeper)."""
     found: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
-    kind = op = None
-    current: set[tuple[str, str, str]] = set()
+    op, column, current = None, -1, set()
     for line in text.splitlines():
         if header := HEADER.match(line):
-            kind, op, current = header["type"], header["op"], set()
-        elif (urn := URN.match(line)) and kind:
+            op, column, current = header["op"], -1, set()
+        elif (urn := URN.match(line)) and op:
+            column, current = line.index("["), set()
             found[(short(urn["urn"]), op)] = current
-        elif change := CHANGED.match(line):
+        elif (change := CHANGED.match(line)) and change.start("field") == column:
             current.add((change["field"], change["old"], change["new"]))
     return found
 
