@@ -55,3 +55,35 @@ def test_a_key_older_than_rotate_after_is_rotated_and_the_old_one_stops_working(
     assert not key_alive(api, token_hash(old_raw))
     assert holders(api, jdoe) == [token_hash(new_raw)]
     assert [row["token"] for row in keys_of(api, jdoe)] == [token_hash(new_raw)]
+
+
+def test_a_new_trigger_rotates_an_auto_created_key_with_a_grace_that_ends_by_itself(
+    project: Project, api: LiteLLMClient, litellm: Any, unique: str
+) -> None:
+    asmith, alias = f"asmith-{unique}@example.edu", f"asmith-{unique}-key"
+    entry = person(asmith, auto_create_key=True, key_alias=alias, rotation_trigger="first", rotation_grace="15s")
+    project.configure({"litellm:users": [entry]})
+    project.up()
+    first_raw = project.outputs(secrets=True)[f"{asmith}_key"]
+    first_hash = token_hash(first_raw)
+
+    project.configure({"litellm:users": [{**entry, "rotation_trigger": "leaked"}]})
+    found = steps(project)
+    assert ops(found) == only_the_key_replaced(unique, asmith)
+    assert replace_reasons(found, f"Key::{asmith}") == ["rotation_trigger"]
+    project.run("up", "--yes")  # with its preview, as users run it
+
+    second_raw = project.outputs(secrets=True)[f"{asmith}_key"]
+    second_hash = token_hash(second_raw)
+    assert second_hash != first_hash
+    assert works(litellm.url, second_raw) == 200 and works(litellm.url, first_raw) == 200  # both during the grace
+    assert holders(api, alias) == [second_hash]
+    assert holders(api, f"{alias}.retired-{first_hash[:8]}") == [first_hash]
+    grace_ends = when(api.key_info(first_hash)["info"]["expires"]).timestamp()
+    assert grace_ends - time.time() <= 15
+
+    wait_until(grace_ends)
+    assert works(litellm.url, first_raw) == 401 and works(litellm.url, second_raw) == 200
+    project.run("destroy", "--yes", "--skip-preview")
+    assert not key_alive(api, first_hash) and not key_alive(api, second_hash)
+    assert project.resources() == []
