@@ -87,3 +87,28 @@ def test_a_new_trigger_rotates_an_auto_created_key_with_a_grace_that_ends_by_its
     project.run("destroy", "--yes", "--skip-preview")
     assert not key_alive(api, first_hash) and not key_alive(api, second_hash)
     assert project.resources() == []
+
+
+def test_an_expired_key_is_reported_by_preview_and_replaced_by_up(
+    project: Project, api: LiteLLMClient, litellm: Any, unique: str
+) -> None:
+    jdoe = f"jdoe-{unique}@example.edu"
+    entry = person(jdoe, duration="3s", rotation_grace="1h")
+    project.configure({"litellm:users": [entry]})
+    project.up()
+    outputs = project.outputs(secrets=True)
+    old_raw = outputs[f"{jdoe}_key"]
+    wait_until(when(outputs[f"{jdoe}_key_data"]["info"]["expires"]).timestamp())
+    assert works(litellm.url, old_raw) == 401
+
+    project.configure({"litellm:users": [{**entry, "duration": "30d"}]})
+    found = steps(project)
+    assert ops(found) == only_the_key_replaced(unique, jdoe)
+    assert replace_reasons(found, f"Key::{jdoe}") == ["expires"]
+    project.up()
+
+    new_raw = project.outputs(secrets=True)[f"{jdoe}_key"]
+    assert works(litellm.url, new_raw) == 200
+    assert works(litellm.url, old_raw) == 401  # an expired key gets no grace: it is not brought back to life
+    assert not key_alive(api, token_hash(old_raw))
+    assert holders(api, jdoe) == [token_hash(new_raw)]
