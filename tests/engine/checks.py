@@ -1,5 +1,5 @@
-"""What the real-engine tests read back: the steps of `pulumi preview --json`, the fields `pulumi preview --diff`
-shows as changed, and whether a key works on the proxy."""
+"""What the real-engine tests declare and read back: a `litellm:users` entry, the steps of `pulumi preview --json`,
+the fields `pulumi preview --diff` shows as changed, and whether a key works on the proxy."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ CHANGED = re.compile(r"^\s*~ (?P<field>\w+)\s*: (?P<old>.+?) => (?P<new>.+?)\s*$
 
 
 def short(urn: str) -> str:
-    """`User::jdoe@example.edu` for urn:pulumi:s::p::litellm:index:UserWithKey$pulumi-python:dynamic/litellm:User::jdoe@..."""
+    """A resource as `Type::name`: `User::jdoe@example.edu` for
+    urn:pulumi:s::p::litellm:index:UserWithKey$pulumi-python:dynamic/litellm:User::jdoe@example.edu."""
     qualified, name = urn.split("::")[-2:]
     return f"{re.split(r'[:/$]', qualified)[-1]}::{name}"
 
@@ -52,6 +53,12 @@ def diff_changes(text: str) -> dict[tuple[str, str], set[tuple[str, str, str]]]:
         elif (change := CHANGED.match(line)) and change.start("field") == column:
             current.add((change["field"], change["old"], change["new"]))
     return found
+
+
+def person(user_id: str, **overrides: Any) -> dict[str, Any]:
+    """One `litellm:users` entry: an EPPN user (its id is its email) with a generated key on `fake-mock`."""
+    return {"user_id": user_id, "user_email": user_id, "user_role": "internal_user", "max_budget": 10,
+            "models": ["fake-mock"], "user_models": ["fake-mock"], **overrides}
 
 
 def works(url: str, raw_key: str) -> int:

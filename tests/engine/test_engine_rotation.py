@@ -13,14 +13,8 @@ from providers.client import LiteLLMClient, token_hash
 from providers.rotation import when
 from support.proxy_state import key_alive, keys_of
 
-from .checks import ops, replace_reasons, steps, wait_until, works
+from .checks import ops, person, replace_reasons, steps, wait_until, works
 from .conftest import Project
-
-
-def person(user_id: str, **overrides: Any) -> dict[str, Any]:
-    """One `litellm:users` entry with a key on `fake-mock`."""
-    return {"user_id": user_id, "user_email": user_id, "user_role": "internal_user", "max_budget": 10,
-            "models": ["fake-mock"], "user_models": ["fake-mock"], **overrides}
 
 
 def holders(api: LiteLLMClient, alias: str) -> list[str]:
@@ -61,7 +55,7 @@ def test_a_new_trigger_rotates_an_auto_created_key_with_a_grace_that_ends_by_its
     project: Project, api: LiteLLMClient, litellm: Any, unique: str
 ) -> None:
     asmith, alias = f"asmith-{unique}@example.edu", f"asmith-{unique}-key"
-    entry = person(asmith, auto_create_key=True, key_alias=alias, rotation_trigger="first", rotation_grace="15s")
+    entry = person(asmith, auto_create_key=True, key_alias=alias, rotation_trigger="first", rotation_grace="20s")
     project.configure({"litellm:users": [entry]})
     project.up()
     first_raw = project.outputs(secrets=True)[f"{asmith}_key"]
@@ -80,7 +74,7 @@ def test_a_new_trigger_rotates_an_auto_created_key_with_a_grace_that_ends_by_its
     assert holders(api, alias) == [second_hash]
     assert holders(api, f"{alias}.retired-{first_hash[:8]}") == [first_hash]
     grace_ends = when(api.key_info(first_hash)["info"]["expires"]).timestamp()
-    assert grace_ends - time.time() <= 15
+    assert grace_ends - time.time() <= 20
 
     wait_until(grace_ends)
     assert works(litellm.url, first_raw) == 401 and works(litellm.url, second_raw) == 200

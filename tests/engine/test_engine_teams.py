@@ -9,18 +9,13 @@ from typing import Any
 from providers.client import LiteLLMClient, NotFound, token_hash
 from support.proxy_state import key_alive, user_exists
 
-from .checks import ops, steps, works
+from .checks import ops, person, steps, works
 from .conftest import Project
 
 
 def team(team_id: str, **overrides: Any) -> dict[str, Any]:
     return {"team_id": team_id, "team_alias": "Research", "models": ["fake-mock"], "max_budget": 50,
             "budget_duration": "30d", "tpm_limit": 5000, "rpm_limit": 60, **overrides}
-
-
-def person(user_id: str, **overrides: Any) -> dict[str, Any]:
-    return {"user_id": user_id, "user_email": user_id, "user_role": "internal_user", "max_budget": 5,
-            "models": ["fake-mock"], "user_models": ["fake-mock"], "tpm_limit": 1000, "rpm_limit": 50, **overrides}
 
 
 def members(api: LiteLLMClient, team_id: str) -> dict[str, str]:
@@ -42,7 +37,9 @@ def test_teams_memberships_and_a_team_key_are_created_changed_and_destroyed(
 ) -> None:
     research = f"research-{unique}"
     jdoe, asmith = f"jdoe-{unique}@example.edu", f"asmith-{unique}@example.edu"
-    users = [person(jdoe, teams=[research], team_id=research), person(asmith, teams=[research])]
+    limits = {"max_budget": 5, "tpm_limit": 1000, "rpm_limit": 50}  # a team key's limits are within its team's
+    users = [person(jdoe, teams=[research], team_id=research, **limits),
+             person(asmith, teams=[research], **limits)]
     project.configure({"litellm:teams": [team(research)], "litellm:users": users})
     project.up()
 
@@ -59,7 +56,7 @@ def test_teams_memberships_and_a_team_key_are_created_changed_and_destroyed(
 
     # A team field changes and asmith (no key in the team) leaves it: one update, one membership deleted.
     project.configure({"litellm:teams": [team(research, max_budget=80)],
-                       "litellm:users": [users[0], person(asmith, teams=[])]})
+                       "litellm:users": [users[0], person(asmith, teams=[], **limits)]})
     assert ops(steps(project)) == {
         f"Stack::litellm-access-{unique}": "same", f"Team::{research}": "update",
         f"UserWithKey::{jdoe}": "same", f"User::{jdoe}": "same", f"Key::{jdoe}": "same",
