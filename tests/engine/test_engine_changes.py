@@ -86,8 +86,8 @@ def test_a_user_id_change_replaces_in_place_and_a_failed_one_reverted_keeps_the_
     assert ops(found) == {f"Stack::litellm-access-{unique}": "same", "UserWithKey::jdoe": "same",
                           "User::jdoe": "replace", "Key::jdoe": "replace"}
     assert replace_reasons(found, "User::jdoe") == ["user_id"]
-    # The Key is replaced as a dependent the engine deletes before its user (calculateDependentReplacements):
-    # it is then pending replacement, replaced whatever its Diff says, so its step names no property.
+    # The Key depends on the User, so the engine deletes it before the User (calculateDependentReplacements)
+    # and then recreates it with no Diff: its replace step carries no keys (step_generator.go), none is named.
     assert replace_reasons(found, "Key::jdoe") == []
     project.up()
     with pytest.raises(NotFound):
