@@ -1,5 +1,5 @@
 """The stack program: one Team per entry of `litellm:teams`, one UserWithKey per entry of `litellm:users`,
-the module's five outputs per user and `<team>_team_data` per team.
+the module's five outputs as five exports, each a map by user_id, and `<team>_team_data` per team.
 
 Config (Pulumi.<stack>.yaml):
   litellm:url     the proxy's root URL (else the LITELLM_URL environment variable)
@@ -9,24 +9,32 @@ Config (Pulumi.<stack>.yaml):
                   ids of the teams the user is a member of; a `team_id` that names a team of the stack
                   makes the key depend on that team
   litellm:teams   a list of objects with TeamArgs' names (team_id required), and optionally `name`
+  litellm:users_file, litellm:teams_file   roster files (CSV, YAML or JSON) with more entries (docs/rosters.md)
+  litellm:user_defaults   inputs applied under every user entry (an entry's own value wins)
+  litellm:max_deletions   how many users (and teams) one run may delete (default 10; see providers/ledger.py)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
 
 import pulumi
 
+import roster
 from components import UserWithKey, UserWithKeyArgs
 from components.user_with_key import INPUTS
 from providers import Team, TeamArgs
 from providers import fields as f
+from providers.ledger import Ledger, LedgerArgs
 from providers.team import TEAM_FIELDS
+from roster import Entry, Roster
 
 OUTPUTS = ("user_response", "user_data", "key", "key_data", "key_response")
-CONFIG_KEYS = ("litellm:url", "litellm:token", "litellm:users", "litellm:teams")  # what the program reads
+CONFIG_KEYS = ("litellm:url", "litellm:token", "litellm:users", "litellm:teams", "litellm:users_file",
+               "litellm:teams_file", "litellm:user_defaults", "litellm:max_deletions")  # what the program reads
 # A user entry: the component's inputs (the credentials come from litellm:url/litellm:token), and `name`
 # (default: the user_id), which names the stack's resources and outputs. Keep it when changing a user_id, so
 # the change replaces the user in place instead of creating a new one before the old is gone (its email
@@ -58,31 +66,39 @@ def resource_name(entry: dict[str, Any]) -> str:
     return entry.get("name") or entry.get("user_id") or entry["team_id"]
 
 
-def where(key: str, index: int, entry: Any, label: str) -> str:
-    """`litellm:users[3] (user_id 'carol')`: an entry of a config list, by index and by its own name."""
+def where(place: str, entry: Any, label: str) -> str:
+    """`litellm:users[3] (user_id 'carol')`, `users.csv:17 (user_id 'jdoe@example.edu')`: an entry by where
+    it is written and by its own name."""
     named = isinstance(entry, dict) and isinstance(entry.get(label), str)
-    return f"{key}[{index}]" + (f" ({label} {entry[label]!r})" if named else "")
+    return place + (f" ({label} {entry[label]!r})" if named else "")
 
 
-def entry_errors(key: str, entries: Any, table: Mapping[str, f.Field], label: str) -> list[str]:
+def places_of(key: str, entries: Any, places: Optional[list[str]]) -> list[str]:
+    """Where each entry is written: as given (roster files), else its index in the config list."""
+    return places if places is not None else [f"{key}[{index}]" for index in range(len(entries))]
+
+
+def entry_errors(key: str, entries: Any, table: Mapping[str, f.Field], label: str,
+                 places: Optional[list[str]] = None) -> list[str]:
     """Every problem of a config list (`litellm:users`, ...), each naming its entry:
     `litellm:users[3] (user_id 'carol'): max_budget must be a number >= 0; got -5`."""
     if not isinstance(entries, list):
         return [f"{key} must be a list of objects with these names: {', '.join(sorted(table))}"]
     errors = []
-    for index, entry in enumerate(entries):
+    for entry, place in zip(entries, places_of(key, entries, places)):
         if not isinstance(entry, dict):
-            errors.append(f"{key}[{index}] must be an object with these names: {', '.join(sorted(table))}")
+            errors.append(f"{place} must be an object with these names: {', '.join(sorted(table))}")
             continue
-        errors += [f"{where(key, index, entry, label)}: {problem}" for problem in f.problems(table, entry)]
+        errors += [f"{where(place, entry, label)}: {problem}" for problem in f.problems(table, entry)]
     return errors
 
 
-def collisions(key: str, entries: list[Any], unique: Mapping[str, Callable[[dict[str, Any]], Any]], label: str) -> list[str]:
+def collisions(key: str, entries: list[Any], unique: Mapping[str, Callable[[dict[str, Any]], Any]], label: str,
+               places: Optional[list[str]] = None) -> list[str]:
     """Entries that share an identity LiteLLM requires to be unique: it would refuse them only at apply time."""
     errors: list[str] = []
-    seen: dict[str, dict[str, int]] = {name: {} for name in unique}
-    for index, entry in enumerate(entries):
+    seen: dict[str, dict[str, str]] = {name: {} for name in unique}
+    for entry, place in zip(entries, places_of(key, entries, places)):
         reported = set()  # one message per entry and clash: a user_id twice is not also a key_alias twice
         for name, identity in unique.items():
             value = identity(entry) if isinstance(entry, dict) else None
@@ -91,16 +107,16 @@ def collisions(key: str, entries: list[Any], unique: Mapping[str, Callable[[dict
             if value in seen[name] and (value, seen[name][value]) not in reported:
                 reported.add((value, seen[name][value]))
                 errors.append(
-                    f"{where(key, index, entry, label)}: {name} {value!r} is already used by {key}[{seen[name][value]}]; "
+                    f"{where(place, entry, label)}: {name} {value!r} is already used by {seen[name][value]}; "
                     f"each {name} must be unique in the stack (LiteLLM rejects duplicates at apply time)"
                 )
-            seen[name].setdefault(value, index)
+            seen[name].setdefault(value, place)
     return errors
 
 
-def user_errors(users: Any) -> list[str]:
-    errors = entry_errors("litellm:users", users, USER_INPUTS, "user_id")
-    return errors + (collisions("litellm:users", users, UNIQUE, "user_id") if isinstance(users, list) else [])
+def user_errors(users: Any, places: Optional[list[str]] = None) -> list[str]:
+    errors = entry_errors("litellm:users", users, USER_INPUTS, "user_id", places)
+    return errors + (collisions("litellm:users", users, UNIQUE, "user_id", places) if isinstance(users, list) else [])
 
 
 def report(errors: list[str]) -> str:
@@ -119,9 +135,9 @@ def validate_users(users: Any) -> list[dict[str, Any]]:
     return users
 
 
-def team_errors(teams: Any) -> list[str]:
-    errors = entry_errors("litellm:teams", teams, TEAM_INPUTS, "team_id")
-    return errors + (collisions("litellm:teams", teams, TEAM_UNIQUE, "team_id") if isinstance(teams, list) else [])
+def team_errors(teams: Any, places: Optional[list[str]] = None) -> list[str]:
+    errors = entry_errors("litellm:teams", teams, TEAM_INPUTS, "team_id", places)
+    return errors + (collisions("litellm:teams", teams, TEAM_UNIQUE, "team_id", places) if isinstance(teams, list) else [])
 
 
 def validate_teams(teams: Any) -> list[dict[str, Any]]:
@@ -132,7 +148,7 @@ def validate_teams(teams: Any) -> list[dict[str, Any]]:
     return teams
 
 
-def team_key_errors(teams: Any, users: Any) -> list[str]:
+def team_key_errors(teams: Any, users: Any, places: Optional[list[str]] = None) -> list[str]:
     """LiteLLM puts a key into a team with /key/update (an auto-created key, a changed team_id) only when the
     key's user is a member of the team and the key's limits are within the team's (403 otherwise): a key in
     a team of the stack whose user is not in it, or whose tpm/rpm limit is above the team's, is an error."""
@@ -140,11 +156,11 @@ def team_key_errors(teams: Any, users: Any) -> list[str]:
         return []
     by_id = {team.get("team_id"): team for team in teams if isinstance(team, dict)}
     errors = []
-    for index, user in enumerate(users):
+    for user, place in zip(users, places_of("litellm:users", users, places)):
         team = by_id.get(user.get("team_id")) if isinstance(user, dict) and isinstance(user.get("team_id"), str) else None
         if team is None:
             continue
-        at, team_id = where("litellm:users", index, user, "user_id"), team["team_id"]
+        at, team_id = where(place, user, "user_id"), team["team_id"]
         if team_id not in (user.get("teams") or []):
             errors.append(f"{at}: the key's team_id {team_id!r} is a team of this stack the user is not a member of; "
                           f"add {team_id!r} to the user's teams (LiteLLM refuses to put a key in a team its user is not in)")
@@ -162,12 +178,89 @@ def validate_team_keys(teams: Any, users: Any) -> None:
         raise ValueError(report(errors))
 
 
-def config_errors(url: Any, users: Any, teams: Any = None) -> list[str]:
+def url_errors(url: Any) -> list[str]:
+    if not url:
+        return ["set litellm:url (pulumi config set litellm:url http://host:4000) or LITELLM_URL"]
+    return f.problems({"litellm:url": INPUTS["url"]}, {"litellm:url": url})
+
+
+# What `litellm:user_defaults` may set: any user input but the identities, which are each user's own.
+DEFAULTABLE = {name: field for name, field in USER_INPUTS.items() if name not in UNIQUE}
+
+
+def deletion_limit(value: Any) -> tuple[Optional[int], list[str]]:
+    """`litellm:max_deletions`: a whole number >= 0 (a string from `--config`, a number from YAML)."""
+    if value is None:
+        return None, []
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value, []
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip()), []
+    return None, [f"litellm:max_deletions must be a whole number >= 0; got {value!r}"]
+
+
+def user_defaults(value: Any) -> tuple[dict[str, Any], list[str]]:
+    """`litellm:user_defaults` and its problems; with any problem none of it applies (reported once, not
+    once per user)."""
+    key = "litellm:user_defaults"
+    if value is None:
+        return {}, []
+    if not isinstance(value, dict):
+        return {}, [f"{key} must be an object of user inputs, such as {{models: [gpt-4o], max_budget: 10}}"]
+    errors = [f"{key}: {name} is each user's own; it cannot have a default" for name in value if name in UNIQUE]
+    rest = {name: v for name, v in value.items() if name not in UNIQUE}
+    errors += [f"{key}: {problem}" for problem in f.problems(DEFAULTABLE, rest)]
+    return ({} if errors else value), errors
+
+
+def listed(kind: str, values: Mapping[str, Any], root: Path, table: Mapping[str, f.Field],
+           limit_given: bool) -> tuple[list[Entry], list[str]]:
+    """`litellm:<kind>` and then the entries of `litellm:<kind>_file`. A roster file that is missing,
+    unreadable or empty is an error: it must never read as "delete everyone"."""
+    key = f"litellm:{kind}"
+    given = values.get(key)
+    if given is not None and not isinstance(given, list):
+        return [], [f"{key} must be a list of objects with these names: {', '.join(sorted(table))}"]
+    entries = roster.inline(key, given or [])
+    path = values.get(f"{key}_file")
+    if path is None:
+        return entries, []
+    found, errors = roster.read(f"{key}_file", path, root, table)
+    if not found and not errors and not limit_given:
+        errors = [f"{key}_file: {path} has no entries; an empty roster would delete every {kind[:-1]} of the stack. "
+                  f"To remove them all, run `pulumi destroy`, or give litellm:max_deletions for this run"]
+    return entries + found, errors
+
+
+def read_config(values: Mapping[str, Any], root: Path) -> Roster:
+    """The stack's users (over `litellm:user_defaults`) and teams, from the config and its roster files
+    (their paths relative to `root`, the project folder)."""
+    limit, errors = deletion_limit(values.get("litellm:max_deletions"))
+    given = values.get("litellm:max_deletions") is not None
+    defaults, problems = user_defaults(values.get("litellm:user_defaults"))
+    users, user_problems = listed("users", values, root, USER_INPUTS, given)
+    teams, team_problems = listed("teams", values, root, TEAM_INPUTS, given)
+    return Roster(roster.with_defaults(users, defaults), teams, limit, errors + problems + user_problems + team_problems)
+
+
+def stack_errors(url: Any, stack: Roster) -> list[str]:
     """Every error of the stack's config as this program reads it (the token aside: a secret it never shows)."""
-    errors = [] if url else ["set litellm:url (pulumi config set litellm:url http://host:4000) or LITELLM_URL"]
-    errors += f.problems({"litellm:url": INPUTS["url"]}, {"litellm:url": url}) if url else []
-    teams = [] if teams is None else teams
-    return errors + team_errors(teams) + user_errors(users) + team_key_errors(teams, users)
+    users, teams = stack.user_values(), stack.team_values()
+    user_places, team_places = [e.place for e in stack.users], [e.place for e in stack.teams]
+    return (url_errors(url) + stack.errors + team_errors(teams, team_places) + user_errors(users, user_places)
+            + team_key_errors(teams, users, user_places))
+
+
+def config_errors(url: Any, users: Any, teams: Any = None) -> list[str]:
+    """`stack_errors` for inline lists only."""
+    return stack_errors(url, read_config({"litellm:users": users, "litellm:teams": teams}, Path(".")))
+
+
+def config_values(config: pulumi.Config) -> dict[str, Any]:
+    """The roster keys as `read_config` takes them: objects parsed from their JSON, the rest as given."""
+    values: dict[str, Any] = {f"litellm:{name}": config.get_object(name) for name in ("users", "teams", "user_defaults")}
+    values.update({f"litellm:{name}": config.get(name) for name in ("users_file", "teams_file", "max_deletions")})
+    return values
 
 
 def main() -> None:
@@ -176,18 +269,26 @@ def main() -> None:
     token = config.get_secret("token") or (
         pulumi.Output.secret(os.environ["LITELLM_MASTER_KEY"]) if os.environ.get("LITELLM_MASTER_KEY") else None
     )
-    users = config.get_object("users") or []
-    team_entries = config.get_object("teams") or []
-    errors = config_errors(url, users, team_entries)
+    stack = read_config(config_values(config), Path(pulumi.get_root_directory() or "."))  # Pulumi.yaml's folder
+    errors = stack_errors(url, stack)
     if token is None:
         errors.insert(0, "set litellm:token (pulumi config set --secret litellm:token sk-...) or LITELLM_MASTER_KEY")
     if errors:
         raise ValueError(report(errors))
+    size = roster.environment_bytes()
+    if size >= roster.ENV_WARN:
+        pulumi.log.warn(roster.size_message(size))
+    users, team_entries = stack.user_values(), stack.team_values()
+    # The deletion guard: registered first, and everything else waits for it (providers/ledger.py).
+    ledger = Ledger("ledger", LedgerArgs([u["user_id"] for u in users], [t["team_id"] for t in team_entries],
+                                         stack.max_deletions))
     teams: dict[str, Team] = {}
     for team in team_entries:
         inputs = {key: value for key, value in team.items() if key != "name"}
-        teams[team["team_id"]] = Team(resource_name(team), TeamArgs(url=url, token=token, **inputs))
+        teams[team["team_id"]] = Team(resource_name(team), TeamArgs(url=url, token=token, **inputs),
+                                      pulumi.ResourceOptions(depends_on=[ledger]))
         pulumi.export(f"{resource_name(team)}_team_data", teams[team["team_id"]].team_data)
+    managed: dict[str, UserWithKey] = {}
     for user in users:
         inputs = {key: value for key, value in user.items() if key != "name"}
         # A key or membership of a team of this stack depends on that team: LiteLLM deletes a team's keys
@@ -196,10 +297,13 @@ def main() -> None:
         if key_team is not None:
             inputs["team_id"] = key_team.team_id
         needed = [teams[t] for t in inputs.get("teams") or [] if isinstance(t, str) and t in teams]
-        opts = pulumi.ResourceOptions(depends_on=needed) if needed else None
-        managed = UserWithKey(resource_name(user), UserWithKeyArgs(url=url, token=token, **inputs), opts)
-        for output in OUTPUTS:
-            pulumi.export(f"{resource_name(user)}_{output}", getattr(managed, output))
+        opts = pulumi.ResourceOptions(depends_on=[ledger, *needed])
+        managed[user["user_id"]] = UserWithKey(resource_name(user), UserWithKeyArgs(url=url, token=token, **inputs), opts)
+    # One export per output, a map by user_id (`pulumi stack output key --show-secrets --json`): five exports
+    # whatever the number of users, and a map with a secret inside is stored as one secret.
+    for output in OUTPUTS:
+        by_user = {uid: getattr(component, output) for uid, component in managed.items()}
+        pulumi.export(output, pulumi.Output.all(**by_user) if by_user else {})
 
 
 if __name__ == "__main__":  # the language host runs the program as __main__; scripts/check imports it

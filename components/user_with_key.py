@@ -1,5 +1,5 @@
 """UserWithKey: the Terraform module's interface (same inputs, defaults and five outputs) over the
-`User` and `Key` dynamic resources, with the module's defects fixed (see README, "Differences"), and one
+`User` and `Key` dynamic resources, with the module's defects fixed (see docs/reference.md, "Differences"), and one
 `TeamMember` per entry of `teams`.
 """
 
@@ -42,7 +42,7 @@ class UserWithKeyArgs:
 
     New: `adopt_existing` opts in to take over a user (and its key, by alias, and its memberships) that
     already exists on the proxy instead of failing with 409; `rotate_after`, `rotation_trigger` and
-    `rotation_grace` rotate the key (README, "Rotating keys"); `teams` lists the ids of the teams the user
+    `rotation_grace` rotate the key (docs/rotation.md); `teams` lists the ids of the teams the user
     is a member of (role `user`), one `TeamMember` each.
     """
 
@@ -268,12 +268,6 @@ class UserWithKey(pulumi.ComponentResource):
         self.key = pulumi.Output.secret(self.key_resource.key)
         self.key_data = self.key_resource.key_data
         self.key_response = pulumi.Output.secret(self.key_resource.key_response)
-        self.register_outputs(
-            {
-                "user_response": self.user_response,
-                "user_data": self.user_data,
-                "key": self.key,
-                "key_data": self.key_data,
-                "key_response": self.key_response,
-            }
-        )
+        # The five outputs are this component's attributes; the state stores each once, on the resource that
+        # produced it (and in the stack's exports). Registering them again here would store them twice more.
+        self.register_outputs({})

@@ -5,7 +5,9 @@ The provider objects are pickled by reference into every resource's `__provider`
 no state: no session, no token. Credentials come from the resource's own properties, except that read and
 delete prefer the `litellm:url`/`litellm:token` the engine configured the plugin with (Configure): the
 current config for up and preview, the config of the last up for refresh and destroy (which run no program).
-So after a rotation applied by an `up`, refresh and destroy never need the token saved in older state.
+So after a rotation applied by an `up`, refresh and destroy never need the token saved in older state, and
+a resource's outputs keep the token only when it is not the configured one (`saved`): the state holds the
+admin token once, in the provider config, instead of once per resource.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 import pulumi
 from pulumi.dynamic import CheckResult, ConfigureRequest, DiffResult, ResourceProvider
 
-from . import fields
+from . import fields, payload
 from .client import ClientSettings, LiteLLMClient, LiteLLMError
 
 # Set once per plugin process by Configure; never pickled (module state, not instance state).
@@ -26,7 +28,7 @@ _stack_config: dict[str, Any] = {}
 
 class ChangeSet(DiffResult):
     """A DiffResult that also names the changed properties (the plugin protocol drops them; tests and
-    the README's preview examples read them)."""
+    scripts/preview_examples.py read them)."""
 
     def __init__(self, diffs: list[str], replaces: list[str], stables: list[str], delete_before_replace: bool) -> None:
         super().__init__(
@@ -39,6 +41,8 @@ class LiteLLMProvider(ResourceProvider):
     """Check and diff for a resource described by `FIELDS`; subclasses add create/read/update/delete."""
 
     FIELDS: ClassVar[tuple[fields.Field, ...]]
+    TRIMMED: ClassVar[tuple[str, ...]] = ()  # outputs that are API answers, stored trimmed (providers/payload)
+    DROPPED: ClassVar[tuple[str, ...]] = ()  # inputs the outputs need not repeat (see `saved`)
     serialize_as_secret_always = False  # the pickled provider holds no secret
 
     def __repr__(self) -> str:
@@ -57,12 +61,21 @@ class LiteLLMProvider(ResourceProvider):
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> ChangeSet:
-        names = fields.changed(self.FIELDS, olds, news)
-        return self.change_set(names, [f.name for f in self.FIELDS if f.replaces and f.name in names])
+        names = fields.changed(self.FIELDS, with_token(olds), news)
+        return self.change_set(names, [f.name for f in self.FIELDS if f.replaces and f.name in names], olds)
 
-    def change_set(self, names: list[str], replaces: list[str]) -> ChangeSet:
+    def change_set(self, names: list[str], replaces: list[str], olds: Mapping[str, Any]) -> ChangeSet:
+        """The diff; outputs an older version stored in a larger shape are a change too (an update that
+        calls nothing and rewrites them), so an ordinary `up` shrinks an existing stack's state."""
         stables = [f.name for f in self.FIELDS if f.replaces and f.name not in replaces]
+        names = names + [name for name in self.reshaped(olds) if name not in names]
         return ChangeSet(names, replaces, stables, self.delete_before_replace(replaces))
+
+    def reshaped(self, olds: Mapping[str, Any]) -> list[str]:
+        """The outputs in `olds` that this version would store otherwise (see `saved`)."""
+        now = self.stored(dict(olds))
+        return sorted(name for name, value in olds.items()  # a null is not stored (the engine drops it)
+                      if name != "__provider" and value is not None and now.get(name, _GONE) != value)
 
     def delete_before_replace(self, replaces: list[str]) -> bool:
         """How a replacement must go, answered on EVERY Diff: the engine also replaces a resource left
@@ -72,6 +85,10 @@ class LiteLLMProvider(ResourceProvider):
         object takes the old id, and deleting the old one afterwards would delete the new one. When the
         identity changed, create first (the engine then deletes the old object at the end of the run)."""
         return not replaces
+
+    @classmethod
+    def stored(cls, outputs: dict[str, Any]) -> dict[str, Any]:
+        return saved(outputs, cls.TRIMMED, cls.DROPPED)
 
     @classmethod
     def field(cls, name: str) -> fields.Field:
@@ -111,6 +128,32 @@ def not_at(what: str, url: str) -> LiteLLMError:
     )
 
 
+_GONE = object()
+
+
+def configured_token() -> str | None:
+    return _stack_config.get("token")
+
+
+def saved(outputs: dict[str, Any], trimmed: Iterable[str] = (), dropped: Iterable[str] = ()) -> dict[str, Any]:
+    """Outputs as the state keeps them: the answers in `trimmed` cut to their kept fields (providers/payload),
+    the outputs in `dropped` left out, and the admin token left out when it is the one the plugin was
+    configured with (refresh and destroy get it from the provider config saved at the last `up`)."""
+    out = {name: value for name, value in outputs.items() if name not in dropped}
+    for name in trimmed:
+        if name in out:
+            out[name] = payload.trim(out[name])
+    token = out.get("token")
+    if token is not None and fields.unwrap_secret(token) == configured_token():
+        del out["token"]
+    return out
+
+
+def with_token(olds: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Old outputs with the token they were saved without (the configured one), for Diff."""
+    return olds if "token" in olds else {**olds, "token": configured_token()}
+
+
 def client_for(props: Mapping[str, Any]) -> LiteLLMClient:
     """A client with the credentials the program declared (create, update)."""
     url = fields.unwrap_secret(props["url"])
@@ -123,11 +166,12 @@ def current_client_for(props: Mapping[str, Any], follow_url: bool = False) -> Li
     `follow_url` (read), the configured url and token win outright: after `litellm:url` changed, a refresh
     asks the new proxy, and drops what is not there so that `up` creates it."""
     url = fields.unwrap_secret(props["url"]).rstrip("/")
-    token = fields.unwrap_secret(props["token"])
     if follow_url and _stack_config.get("url") and _stack_config.get("token"):
         return LiteLLMClient(_stack_config["url"].rstrip("/"), _stack_config["token"], ClientSettings.from_env())
     configured_url = _stack_config.get("url") or os.environ.get("LITELLM_URL")
     configured_token = _stack_config.get("token") or os.environ.get("LITELLM_MASTER_KEY")
+    # Outputs saved without the token (see `saved`): the configured one is the only one there is.
+    token = fields.unwrap_secret(props.get("token")) or configured_token or ""
     if configured_token and configured_url and configured_url.rstrip("/") == url:
         token = configured_token
     return LiteLLMClient(url, token, ClientSettings.from_env())

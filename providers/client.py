@@ -14,7 +14,7 @@ import os
 import random
 import re
 import time
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -201,6 +201,9 @@ def _session(retry: Retry) -> requests.Session:
     return session
 
 
+PAGE_SIZE = 100  # LiteLLM's largest page for /user/list and /key/list (101 is refused with 422)
+
+
 class LiteLLMClient:
     """Talks to one proxy with one admin token. Build one per operation; it holds no state worth keeping."""
 
@@ -226,6 +229,10 @@ class LiteLLMClient:
         self._once = _session(
             BoundedRetry(total=s.retry_attempts, connect=s.retry_attempts, read=0, status=0, other=0, **common)
         )
+
+    @property
+    def url(self) -> str:
+        return self._url
 
     def __repr__(self) -> str:
         return f"LiteLLMClient(url={self._url!r}, token=[secret])"
@@ -270,6 +277,25 @@ class LiteLLMClient:
             f"list keys with alias {alias!r}", "GET", "/key/list", params={"key_alias": alias, "return_full_object": "true"}
         )
         return [row for row in found.get("keys", []) if isinstance(row, dict) and row.get("key_alias") == alias]
+
+    # ---------------------------------------------------------------- listing
+    def all_users(self) -> Iterator[dict[str, Any]]:
+        """Every user row, in pages of PAGE_SIZE sorted by user_id (LiteLLM's default order, created_at, has
+        returned duplicates and gaps across pages)."""
+        return self._pages("list users", "/user/list", "users", "total_pages",
+                           {"page_size": PAGE_SIZE, "sort_by": "user_id", "sort_order": "asc"})
+
+    def all_keys(self) -> Iterator[dict[str, Any]]:
+        """Every live key row (hashed tokens only), in pages of PAGE_SIZE sorted by token."""
+        return self._pages("list keys", "/key/list", "keys", "total_pages",
+                           {"size": PAGE_SIZE, "sort_by": "token", "sort_order": "asc", "return_full_object": "true"})
+
+    def _pages(self, operation: str, path: str, rows: str, pages: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        page, last = 1, 1
+        while page <= last:
+            found = self._call(f"{operation} (page {page})", "GET", path, params={**params, "page": page})
+            yield from (row for row in found.get(rows) or [] if isinstance(row, dict))
+            last, page = int(found.get(pages) or 0), page + 1
 
     # ------------------------------------------------------------------ teams
     def team_new(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -22,8 +22,9 @@ import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from . import rotation
-from .base import ChangeSet, LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
+from . import payload, rotation, snapshot
+from .base import (ChangeSet, LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered,
+                   with_token)
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound, token_hash
 from .create import PENDING, CreateProtocol, finish, pending
 from .rotation import Rotation
@@ -60,6 +61,9 @@ SECRET_OUTPUTS = ["token", "existing_key", "key", "key_response"]
 
 class KeyProvider(LiteLLMProvider):
     FIELDS = KEY_FIELDS
+    TRIMMED = ("key_response", "key_data")
+    # existing_key is a creation-time input (the raw key, which `key` holds); never diffed, sent or read.
+    DROPPED = ("existing_key",)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         user_id = news.get("user_id")
@@ -77,10 +81,10 @@ class KeyProvider(LiteLLMProvider):
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> ChangeSet:
         """The inputs' diff, plus a replacement when the key is due (`rotate_after`) or expired (`expires`),
         decided from the outputs in state with no call."""
-        names = f.changed(KEY_FIELDS, olds, news)
+        names = f.changed(KEY_FIELDS, with_token(olds), news)
         due = rotation.due(olds, news)
         replaces = [fl.name for fl in KEY_FIELDS if fl.replaces and fl.name in names] + due
-        result = self.change_set(names + [n for n in due if n not in names], replaces)
+        result = self.change_set(names + [n for n in due if n not in names], replaces, olds)
         if replaces and not result.delete_before_replace:
             rotation.note_replacing(id_, olds, news, due)
         return result
@@ -131,11 +135,14 @@ class KeyProvider(LiteLLMProvider):
         return CreateResult(key_hash, _outputs(props, raw, response, key_data, [old.old_hash] if graced else []))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        key_data = _info_unless_gone(current_client_for(props, follow_url=True), id_)
+        client = current_client_for(props, follow_url=True)
+        row = snapshot.key_row(client, id_)
+        # A listed row is /key/info's `info` with the hash as `token`: the same shape either way.
+        key_data = {"key": id_, "info": payload.without(row, "token")} if row else _info_unless_gone(client, id_)
         if key_data is None:
             return ReadResult("", {})
         info = key_data.get("info") or {}
-        return ReadResult(id_, {**props, **f.live_values(KEY_FIELDS, info), "key_data": f.compact(key_data)})
+        return ReadResult(id_, self.stored({**props, **f.live_values(KEY_FIELDS, info), "key_data": key_data}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         sent = [n for n in f.changed(KEY_FIELDS, olds, news) if self.field(n).sent]
@@ -324,8 +331,9 @@ def _settings(props: dict[str, Any]) -> dict[str, Any]:
 def _outputs(
     props: dict[str, Any], raw: str | None, response: Any, key_data: Any, retired: list[str] | None = None
 ) -> dict[str, Any]:
-    return {**props, "key": raw, "key_response": f.compact(response), "key_data": f.compact(key_data),
-            "retired_keys": retired or []}
+    # The raw key is stored once, in `key`: a /key/generate answer holds it too, as its `key`.
+    return KeyProvider.stored({**props, "key": raw, "key_response": payload.without(response, "key"),
+                               "key_data": key_data, "retired_keys": retired or []})
 
 
 @dataclasses.dataclass

@@ -66,7 +66,7 @@ class TeamProvider(LiteLLMProvider):
         if team_data is None:
             return ReadResult("", {})
         live = f.live_values(TEAM_FIELDS, team_data.get("team_info") or {})
-        return ReadResult(id_, {**props, **live, "team_data": f.compact(team_data)})
+        return ReadResult(id_, self.stored({**props, **live, "team_data": f.compact(team_data)}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         sent = [n for n in f.changed(TEAM_FIELDS, olds, news) if self.field(n).sent]
@@ -119,7 +119,7 @@ def _info_or_none(client: LiteLLMClient, team_id: str) -> dict[str, Any] | None:
 
 
 def _outputs(props: dict[str, Any], team_data: Any) -> dict[str, Any]:
-    return {**props, "team_data": f.compact(team_data)}
+    return TeamProvider.stored({**props, "team_data": f.compact(team_data)})
 
 
 @dataclasses.dataclass

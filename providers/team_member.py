@@ -15,6 +15,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
+from . import snapshot
 from .base import LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import CreateProtocol
@@ -60,10 +61,12 @@ class TeamMemberProvider(LiteLLMProvider):
         return CreateResult(member_id(team_id, user_id), _outputs(props, read_back(_reader(client, props), user_id)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        found = membership(current_client_for(props, follow_url=True), props["team_id"], props["user_id"])
+        client = current_client_for(props, follow_url=True)
+        # The team's memberships share one /team/info per run (a refresh of M members moved M teams before).
+        found = member_of(snapshot.team_info(client, props["team_id"]), props["team_id"], props["user_id"])
         if found is None:
             return ReadResult("", {})
-        return ReadResult(id_, {**props, **f.live_values(MEMBER_FIELDS, found), "member_data": f.compact(found)})
+        return ReadResult(id_, self.stored({**props, **f.live_values(MEMBER_FIELDS, found), "member_data": f.compact(found)}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         sent = [n for n in f.changed(MEMBER_FIELDS, olds, news) if self.field(n).sent]
@@ -132,6 +135,13 @@ def membership(client: LiteLLMClient, team_id: str, user_id: str) -> dict[str, A
         info = client.team_info(team_id)
     except NotFound:
         return None
+    return member_of(info, team_id, user_id)
+
+
+def member_of(info: dict[str, Any] | None, team_id: str, user_id: str) -> dict[str, Any] | None:
+    """The user's membership as `membership` returns it, from the team's /team/info (None: team gone)."""
+    if info is None:
+        return None
     member = next((m for m in (info.get("team_info") or {}).get("members_with_roles") or [] if m.get("user_id") == user_id), None)
     if member is None:
         return None
@@ -153,7 +163,7 @@ def _update_body(props: dict[str, Any], names: list[str]) -> dict[str, Any]:
 
 
 def _outputs(props: dict[str, Any], member_data: Any) -> dict[str, Any]:
-    return {**props, "member_data": f.compact(member_data)}
+    return TeamMemberProvider.stored({**props, "member_data": f.compact(member_data)})
 
 
 @dataclasses.dataclass

@@ -15,6 +15,7 @@ import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
+from . import snapshot
 from .base import LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import DONE, PENDING, CreateProtocol, finish, pending
@@ -45,6 +46,7 @@ EMPTIED_MODELS = (
 
 class UserProvider(LiteLLMProvider):
     FIELDS = USER_FIELDS
+    TRIMMED = ("user_response", "user_data")
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         user_id = news.get("user_id")
@@ -73,12 +75,14 @@ class UserProvider(LiteLLMProvider):
         return CreateResult(props["user_id"], _outputs(props, response, read_back(client.user_info, props["user_id"])))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        client = current_client_for(props, follow_url=True)
+        row = snapshot.user_row(client, id_)
         try:
-            user_data = current_client_for(props, follow_url=True).user_info(id_)
+            user_data = {"user_id": id_, "user_info": row} if row else client.user_info(id_)
         except NotFound:
             return ReadResult("", {})
         live = f.live_values(USER_FIELDS, user_data.get("user_info") or {})
-        return ReadResult(id_, {**props, **live, "user_data": f.compact(user_data)})
+        return ReadResult(id_, self.stored({**props, **live, "user_data": user_data}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         names = f.changed(USER_FIELDS, olds, news)
@@ -203,7 +207,7 @@ def _require_exists(client: LiteLLMClient, user_id: str) -> None:
 
 
 def _outputs(props: dict[str, Any], response: Any, user_data: Any) -> dict[str, Any]:
-    return {**props, "user_response": f.compact(response), "user_data": f.compact(user_data)}
+    return UserProvider.stored({**props, "user_response": response, "user_data": user_data})
 
 
 @dataclasses.dataclass

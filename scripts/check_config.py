@@ -1,7 +1,9 @@
 """Check a stack's config offline, without the pulumi CLI or a proxy: `scripts/check [--stack NAME]`.
 
-Reads Pulumi.<stack>.yaml (default: dev) and runs the stack program's own checks on it (`config_errors` in
-`__main__.py`, the messages a preview would give), plus unknown `litellm:` keys. The admin token is not
+Reads Pulumi.<stack>.yaml (default: dev) and its roster files (`litellm:users_file`, `litellm:teams_file`) and
+runs the stack program's own checks on them (`read_config` and `stack_errors` in `__main__.py`, the messages a
+preview would give), plus unknown `litellm:` keys and a config too large for the environment variable the
+engine starts the program with (PULUMI_CONFIG; a warning near that size). The admin token is not
 checked: it may come from LITELLM_MASTER_KEY at deploy time. LITELLM_URL stands in for a missing
 litellm:url, as in the program. Exit 0 when the config is good, 1 with every error otherwise.
 """
@@ -20,8 +22,9 @@ import yaml  # installed with pulumi
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def stack_errors(stack: str, root: Path = ROOT) -> list[str]:
-    """Every error of Pulumi.<stack>.yaml, as `litellm:users[3] (user_id 'carol'): ...` lines."""
+def stack_errors(stack: str, root: Path = ROOT, warnings: list[str] | None = None) -> list[str]:
+    """Every error of Pulumi.<stack>.yaml, as `litellm:users[3] (user_id 'carol'): ...` lines; warnings, if
+    given a list, get what is not (yet) an error."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         found = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
@@ -39,7 +42,11 @@ def stack_errors(stack: str, root: Path = ROOT) -> list[str]:
     unknown = [f.unknown_name(key, program["CONFIG_KEYS"], "config key") for key in config
                if key.startswith("litellm:") and key not in program["CONFIG_KEYS"]]
     url = config.get("litellm:url") or os.environ.get("LITELLM_URL")
-    return unknown + program["config_errors"](url, config.get("litellm:users") or [], config.get("litellm:teams") or [])
+    size = program["roster"].config_bytes(config)
+    too_large = [program["roster"].size_message(size)] if size > program["roster"].ENV_CAP else []
+    if warnings is not None and not too_large and size >= program["roster"].ENV_WARN:
+        warnings.append(program["roster"].size_message(size))
+    return unknown + too_large + program["stack_errors"](url, program["read_config"](config, root))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", default="dev", help="the stack whose Pulumi.<stack>.yaml to check (default: dev)")
     args = parser.parse_args(argv)
-    errors = stack_errors(args.stack)
+    warnings: list[str] = []
+    errors = stack_errors(args.stack, warnings=warnings)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if errors:
         print(f"Pulumi.{args.stack}.yaml: {len(errors)} error(s)", file=sys.stderr)
         for error in errors:

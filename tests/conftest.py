@@ -1,13 +1,16 @@
 """Shared fixtures: a real LiteLLM proxy (with Postgres), a direct API client, unique names.
 
-The proxy comes from LITELLM_URL + LITELLM_MASTER_KEY when both are set; otherwise the fixture starts one
-with ../shared/litellm-server/up (or $LITELLM_SERVER_DIR/up). In CI (CI=true) a missing proxy is a failure,
-never a skip.
+The proxy comes from LITELLM_URL + LITELLM_MASTER_KEY when both are set; otherwise the first test that needs
+it starts one with ../shared/litellm-server/up (or $LITELLM_SERVER_DIR/up) in one run dir shared by every
+pytest-xdist worker (`up` returns the instance already running there), and the run stops it once at the
+end. In CI (CI=true) a missing proxy is a failure, never a skip. Every test that uses the proxy gets the
+marker `litellm`; `-m "not litellm"` is the fast tier (scripts/test --fast).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Iterator, NamedTuple, Optional
@@ -23,7 +26,7 @@ from support.passthrough import PassThrough  # noqa: E402
 
 HOW_TO = (
     "no LiteLLM proxy for the real-proxy tests: set LITELLM_URL and LITELLM_MASTER_KEY to a proxy backed by "
-    "Postgres (see README, 'Running a proxy'), or LITELLM_SERVER_DIR to a litellm-server checkout"
+    "Postgres (see docs/reference.md, 'Running a proxy'), or LITELLM_SERVER_DIR to a litellm-server checkout"
 )
 
 
@@ -33,26 +36,59 @@ class Proxy(NamedTuple):
     log: Optional[Path] = None  # the proxy's own log, for a proxy the `litellm` fixture started
 
 
+RUN_DIR = pytest.StashKey[Path]()  # where the tests' own proxy lives: one per run, shared by the workers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "litellm: needs the real LiteLLM proxy (set on every test using the fixture)")
+    workerinput = getattr(config, "workerinput", None)  # set on a pytest-xdist worker
+    if workerinput is not None:
+        config.stash[RUN_DIR] = Path(workerinput["litellm_run_dir"])
+    else:  # the controller, or a run without xdist: nothing starts until a test needs the proxy
+        config.stash[RUN_DIR] = Path(tempfile.mkdtemp(prefix="litellm-tests-"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]  # pytest-xdist: the controller, per worker
+    node.workerinput["litellm_run_dir"] = str(node.config.stash[RUN_DIR])
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The controller stops the proxy once, after every worker is done; its logs stay when a test failed."""
+    if hasattr(session.config, "workerinput"):
+        return
+    run_dir = session.config.stash[RUN_DIR]
+    if not any(run_dir.iterdir()):
+        run_dir.rmdir()
+        return
+    litellm_server.stop(run_dir, purge=exitstatus == 0)
+    if exitstatus != 0:
+        session.config.get_terminal_writer().line(f"the tests' LiteLLM proxy logs: {run_dir / 'logs'}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "litellm" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.litellm)
+
+
 @pytest.fixture(scope="session")
-def litellm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+def litellm(pytestconfig: pytest.Config) -> Proxy:
     url, key = os.environ.get("LITELLM_URL"), os.environ.get("LITELLM_MASTER_KEY")
     if url and key:
-        yield Proxy(url, key)
-        return
+        return Proxy(url, key)
     up = SERVER_DIR / "up"
     if not up.exists():
         if os.environ.get("CI"):
             pytest.fail(HOW_TO)
         pytest.skip(HOW_TO)
-    run_dir = tmp_path_factory.mktemp("litellm")
-    try:
+    run_dir = pytestconfig.stash[RUN_DIR]
+    try:  # every worker runs `up` on the same run dir: the first starts the proxy, the others get it
         url, key = litellm_server.start(run_dir)
     except litellm_server.StartFailed as err:
         pytest.fail(f"litellm-server up failed:\n{err}")
-    try:
-        yield Proxy(url, key, run_dir / "logs" / "proxy.log")
-    finally:
-        litellm_server.stop(run_dir)
+    return Proxy(url, key, run_dir / "logs" / "proxy.log")
 
 
 @pytest.fixture(scope="session")

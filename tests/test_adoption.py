@@ -123,9 +123,9 @@ def test_adopt_takes_over_the_user_and_its_key_and_reconciles_them(auto, tmp_pat
 
     assert (state.resource("User", unique).id, state.resource("Key", unique).id) == (unique, key_hash)
     assert_reconciled(api, unique, key_hash)
-    assert not state.outputs[f"{unique}_key"], "an adopted key's raw value was never seen by the stack"
-    assert state.outputs[f"{unique}_user_response"]["adopted"] is True
-    assert state.outputs[f"{unique}_key_response"]["adopted"] is True
+    assert not state.outputs["key"][unique], "an adopted key's raw value was never seen by the stack"
+    assert state.outputs["user_response"][unique]["adopted"] is True
+    assert state.outputs["key_response"][unique]["adopted"] is True
     # From now on it is managed like any other: no drift on refresh, a no-op up, and destroy removes both.
     refresh = state.refresh()
     assert [n for s in refresh.steps for n in s.changed if n not in ("user_data", "key_data")] == []
@@ -157,7 +157,7 @@ def test_adopt_a_user_without_the_key_mints_the_key(auto, tmp_path, litellm, api
 
     state.up()
 
-    raw = state.outputs[f"{unique}_key"]
+    raw = state.outputs["key"][unique]
     assert raw and state.resource("Key", unique).id == token_hash(raw)
     assert_reconciled(api, unique, token_hash(raw))
 
@@ -167,9 +167,9 @@ def test_adopt_when_nothing_exists_is_a_plain_create(auto, tmp_path, litellm, ap
     users.append(unique)
     state = stack_for(tmp_path, tap.url, litellm.master_key, declared(unique, auto, adopt_existing=True))
     state.up()
-    raw = state.outputs[f"{unique}_key"]
+    raw = state.outputs["key"][unique]
     assert_reconciled(api, unique, token_hash(raw))
-    assert "adopted" not in state.outputs[f"{unique}_user_response"]
+    assert "adopted" not in state.outputs["user_response"][unique]
     # One /user/update: the create's own, replacing its pending marker; no reconciliation.
     assert tap.count(path="/user/new") == 1 and tap.count(path="/user/update") == 1
 

@@ -3,16 +3,18 @@ good config, 1 with every error of a broken one, in the program's own words."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml  # installed with pulumi
 
 from support.project_copy import copy_project
 
-COPIED = ("__main__.py", "components", "providers", "litellm_pulumi_access.py", "scripts", "Pulumi.yaml",
-          "Pulumi.dev.yaml")
+COPIED = ("__main__.py", "roster.py", "rosters", "components", "providers", "litellm_pulumi_access.py", "scripts",
+          "Pulumi.yaml", "Pulumi.dev.yaml")
 
 BROKEN = """\
 config:
@@ -82,3 +84,68 @@ def test_a_file_that_is_not_yaml_says_so(project: Path) -> None:
     done = check(project, "--stack", "bad")
     assert done.returncode == 1
     assert "Pulumi.bad.yaml is not valid YAML" in done.stderr
+
+
+# ---------------------------------------------------------------------------------- roster files
+def test_roster_files_are_checked_too_each_error_by_file_and_line(project: Path) -> None:
+    (project / "rosters" / "cohort.csv").write_text(
+        "user_id,user_email,max_budget,teams\njdoe@example.edu,jdoe@example.edu,-5,physics\n"
+        "asmith@example.edu,jdoe@example.edu,,\n")
+    (project / "Pulumi.uni.yaml").write_text(
+        "config:\n  litellm:url: http://127.0.0.1:4000\n  litellm:users_file: rosters/cohort.csv\n"
+        "  litellm:teams_file: rosters/teams.csv\n  litellm:user_defaults: {user_role: internal_user}\n")
+    done = check(project, "--stack", "uni")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "Pulumi.uni.yaml: 3 error(s)",
+        "  litellm:teams_file: rosters/teams.csv does not exist (the path is relative to the project folder)",
+        "  rosters/cohort.csv:2 (user_id 'jdoe@example.edu'): max_budget must be a number >= 0; got -5",
+        "  rosters/cohort.csv:3 (user_id 'asmith@example.edu'): user_email 'jdoe@example.edu' is already used by "
+        "rosters/cohort.csv:2; each user_email must be unique in the stack (LiteLLM rejects duplicates at apply time)",
+    ]
+
+
+def test_the_example_roster_stack_is_good(project: Path) -> None:
+    (project / "Pulumi.uni.yaml").write_text(
+        "config:\n  litellm:url: http://127.0.0.1:4000\n  litellm:users_file: rosters/example-users.csv\n"
+        "  litellm:teams_file: rosters/example-teams.csv\n"
+        "  litellm:user_defaults:\n    user_role: internal_user\n    max_budget: 10\n")
+    done = check(project, "--stack", "uni")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "Pulumi.uni.yaml: ok\n", "")
+
+
+def inline_users(count: int) -> str:
+    return "".join(f"    - {{user_id: u{n:04d}@example.edu, user_email: u{n:04d}@example.edu, user_role: internal_user,"
+                   f" max_budget: 10, models: [gpt-4o, gpt-4o-mini], user_models: [gpt-4o, gpt-4o-mini]}}\n"
+                   for n in range(count))
+
+
+def test_an_inline_list_too_large_for_the_environment_is_an_error_naming_users_file(project: Path) -> None:
+    """The engine hands the program its config in one environment variable; past Linux's cap the program
+    cannot even start, so the check says it first."""
+    (project / "Pulumi.big.yaml").write_text("config:\n  litellm:url: http://127.0.0.1:4000\n  litellm:users:\n"
+                                             + inline_users(700))
+    # What the language host would pass: a JSON object of strings, the list as JSON text; Linux refuses it.
+    users = yaml.safe_load(inline_users(700).replace("    - ", "- "))
+    value = json.dumps({"litellm:url": "http://127.0.0.1:4000", "litellm:users": json.dumps(users, separators=(",", ":"))},
+                       separators=(",", ":"))
+    assert len(value) == 145659
+    with pytest.raises(OSError, match="Argument list too long"):
+        subprocess.run(["true"], env={"PULUMI_CONFIG": value})
+    done = check(project, "--stack", "big")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "Pulumi.big.yaml: 1 error(s)",
+        "  the stack config is 145,659 bytes in PULUMI_CONFIG, the environment variable the engine starts the program "
+        "with; Linux allows 131,057. Move the users to a roster file: litellm:users_file (docs/rosters.md)",
+    ]
+
+
+def test_an_inline_list_near_the_cap_gets_a_warning(project: Path) -> None:
+    (project / "Pulumi.big.yaml").write_text("config:\n  litellm:url: http://127.0.0.1:4000\n  litellm:users:\n"
+                                             + inline_users(480))
+    done = check(project, "--stack", "big")
+    assert (done.returncode, done.stdout) == (0, "Pulumi.big.yaml: ok\n")
+    assert done.stderr == (
+        "warning: the stack config is 99,899 bytes in PULUMI_CONFIG, the environment variable the engine starts the "
+        "program with; Linux allows 131,057. Move the users to a roster file: litellm:users_file (docs/rosters.md)\n")

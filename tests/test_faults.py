@@ -49,6 +49,17 @@ FOREVER = 1000
 ENV = {"LITELLM_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT), "LITELLM_READ_TIMEOUT": str(READ_TIMEOUT),
        "LITELLM_RETRY_MAX_SECONDS": str(RETRY_BUDGET), "LITELLM_RETRY_ATTEMPTS": str(RETRY_ATTEMPTS),
        "LITELLM_RETRY_BACKOFF": str(RETRY_BACKOFF)}
+# Only the delay fault needs the short read timeout. Every other fault runs with a read timeout and a budget
+# no real answer comes near, so that only the injected fault makes a call fail, however slowly a loaded
+# machine answers (the suite runs tests in parallel; at a load of 14 a real answer took over 2 s). Their
+# retries stop at RETRY_ATTEMPTS, in well under a second, as with the short budget.
+CALM_READ_TIMEOUT = 15.0
+CALM_RETRY_BUDGET = 15.0
+CALM_ENV = {**ENV, "LITELLM_READ_TIMEOUT": str(CALM_READ_TIMEOUT), "LITELLM_RETRY_MAX_SECONDS": str(CALM_RETRY_BUDGET)}
+
+
+def env_for(fault: str) -> dict[str, str]:
+    return ENV if fault == "delay" else CALM_ENV
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,13 +350,14 @@ class TeamWorld(StackWorld):
     """One scenario's team with one member (a user made through the API beforehand), through the real
     plugin: the team, then the membership; destroy in reverse."""
 
-    def __init__(self, api: LiteLLMClient, tap: PassThrough, uid: str, token: str, op: Op, state_dir: Path) -> None:
+    def __init__(self, api: LiteLLMClient, tap: PassThrough, uid: str, token: str, op: Op, state_dir: Path,
+                 env: dict[str, str]) -> None:
         self.api, self.tap, self.op, self.uid, self.token = api, tap, op, uid, token
         self.team_id = f"{uid}-team"
         self.spec = {"team": {"team_id": self.team_id, "team_alias": uid, "models": ["fake-mock"], "max_budget": 20,
                               "tpm_limit": 900},
                      "member": {"user_id": uid, "max_budget_in_team": 4}}
-        self.stack = Stack(state_dir, self._config(), program=team_program, plugin_env=clean_env(ENV))
+        self.stack = Stack(state_dir, self._config(), program=team_program, plugin_env=clean_env(env))
         self.team_holds, self.member_budget = {**TEAM_HOLDS, "team_alias": uid}, 4.0
 
     def _config(self) -> dict[str, Any]:
@@ -392,10 +404,11 @@ class World(StackWorld):
     """One scenario's stack (the stack program, one user, the real plugin with the engine's environment)
     and the pass-through every call goes through."""
 
-    def __init__(self, api: LiteLLMClient, tap: PassThrough, uid: str, token: str, op: Op, state_dir: Path) -> None:
+    def __init__(self, api: LiteLLMClient, tap: PassThrough, uid: str, token: str, op: Op, state_dir: Path,
+                 env: dict[str, str]) -> None:
         self.api, self.tap, self.op, self.uid, self.token = api, tap, op, uid, token
         self.user = declared(uid, op.auto)
-        self.stack = Stack(state_dir, self._config(), plugin_env=clean_env(ENV))
+        self.stack = Stack(state_dir, self._config(), plugin_env=clean_env(env))
         self.user_holds, self.key_holds = dict(USER_HOLDS), {**KEY_HOLDS, "metadata": {"owner": uid}}
 
     def _config(self) -> dict[str, Any]:
@@ -415,7 +428,7 @@ class World(StackWorld):
         (self.user_holds if self.op.path == "/user/update" else self.key_holds).update(holds)
 
     def raw_key(self) -> str:
-        return self.stack.outputs[f"{self.uid}_key"]
+        return self.stack.outputs["key"][self.uid]
 
     def check_state(self) -> None:
         """The proxy holds exactly the declared user with exactly one key, the stack's, usable; or nothing."""
@@ -485,7 +498,8 @@ def assert_clear_error(text: str, op: Op, fault: Fault, secrets: list[str]) -> N
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.id)
 def test_fault(scenario: Scenario, tmp_path, litellm, api, tap, unique) -> None:
     op, fault, expect = OPS[scenario.op], FAULTS[scenario.fault], scenario.expect
-    world = (TeamWorld if op.team else World)(api, tap, unique, litellm.master_key, op, tmp_path)
+    world = (TeamWorld if op.team else World)(api, tap, unique, litellm.master_key, op, tmp_path,
+                                              env_for(scenario.fault))
     try:
         world.setup()
         if fault.kind == "unreachable":
@@ -546,7 +560,9 @@ def matrix_markdown() -> str:
 
     lines = [BEGIN, "",
              f"Settings: connect timeout {CONNECT_TIMEOUT:g} s, read timeout {READ_TIMEOUT:g} s, retry budget "
-             f"{RETRY_BUDGET:g} s, at most {RETRY_ATTEMPTS} retries, back-off {RETRY_BACKOFF:g} s doubling. Every "
+             f"{RETRY_BUDGET:g} s, at most {RETRY_ATTEMPTS} retries, back-off {RETRY_BACKOFF:g} s doubling; for the "
+             f"faults other than delay, read timeout and retry budget {CALM_READ_TIMEOUT:g} s (they do not depend on "
+             "them, and a loaded machine's real answers must not time out). Every "
              "scenario runs through the stack program and the real plugin. Calls: calls that reached the faulted "
              "endpoint (dropped ones included). \"ok\": the operation succeeded and the proxy holds exactly what "
              "is declared; \"fails, next run ok\": the retry budget ran out, the error says what failed and what "
@@ -681,7 +697,7 @@ def test_fifty_in_parallel_through_the_plugin(tmp_path, litellm, api, tap, uniqu
         hashes = set()
         for user in users:
             uid = user["user_id"]
-            raw = state.outputs[f"{uid}_key"]
+            raw = state.outputs["key"][uid]
             assert [row["token"] for row in keys_of(api, uid)] == [token_hash(raw)]
             assert [row["token"] for row in api.keys_with_alias(uid)] == [token_hash(raw)]
             hashes.add(token_hash(raw))

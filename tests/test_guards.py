@@ -49,7 +49,7 @@ def test_a_url_change_is_checked_at_the_next_up(tmp_path, litellm, api, tap, uni
     users.append(unique)
     state = stack_of(tmp_path, tap.url, litellm.master_key, user(unique))
     state.up()
-    key_hash = token_hash(state.outputs[f"{unique}_key"])
+    key_hash = token_hash(state.outputs["key"][unique])
 
     # The same proxy at a new address: each object is found there, and the state follows the url.
     with PassThrough(litellm.url) as renamed:
@@ -73,7 +73,7 @@ def test_a_url_change_is_checked_at_the_next_up(tmp_path, litellm, api, tap, uni
         refresh = state.refresh()
         assert sorted(s.op for s in refresh.steps) == ["delete", "delete"]
         state.up()
-        raw = state.outputs[f"{unique}_key"]
+        raw = state.outputs["key"][unique]
         assert [row["token"] for row in keys_of(api, unique)] == [token_hash(raw)]
 
 
@@ -107,7 +107,7 @@ def test_a_lost_answer_to_the_create_markers_clearing_strands_nothing(tmp_path, 
     tap.inject("drop_after", method="POST", path="/user/update", times=20)
     state.up()
     assert state.resource("User", unique).id == unique and user_exists(api, unique)
-    raw = state.outputs[f"{unique}_key"]
+    raw = state.outputs["key"][unique]
     assert [row["token"] for row in keys_of(api, unique)] == [token_hash(raw)]
     tap.clear_faults()
     assert {op for op in state.preview().ops().values()} == {"same"}

@@ -141,8 +141,8 @@ def test_preview_of_a_new_stack_calls_check_and_diff_only_and_nothing_on_the_pro
 
     assert tap.calls == []  # zero calls to the proxy
     assert result.methods() == {"GetPluginInfo", "Configure", "Check"}  # nothing to diff against yet
-    assert result.ops() == {f"{t}/{u}": "create" for u in (a["user_id"], b["user_id"])
-                            for t in ("UserWithKey", "User", "Key")}
+    assert result.ops() == {"Ledger/ledger": "create", **{f"{t}/{u}": "create" for u in (a["user_id"], b["user_id"])
+                                                          for t in ("UserWithKey", "User", "Key")}}
     assert not stack.state_file.exists()
     # The auto-created key is not known at preview: the Key was checked with an unknown existing_key.
     key_b = next(r for r in result.registrations if r.type.endswith(":Key") and r.name == b["user_id"])
@@ -160,7 +160,7 @@ def test_up_from_empty_creates_users_and_keys_as_declared_with_the_five_outputs_
 
     result = stack.up()
 
-    assert set(result.ops().values()) == {"create"} and len(result.ops()) == 6
+    assert set(result.ops().values()) == {"create"} and len(result.ops()) == 7  # and the ledger
     # 6 calls per UserWithKey in each mode (docs/lifecycle.md): each create replaces its pending marker
     # (/user/update, /key/update), and the auto-created key's alias is checked first (/key/list).
     assert calls(tap) == Counter({"POST /user/new": 2, "POST /user/update": 2, "GET /user/info": 2,
@@ -170,8 +170,8 @@ def test_up_from_empty_creates_users_and_keys_as_declared_with_the_five_outputs_
         uid = s["user_id"]
         key_row = assert_on_proxy(api, stack, s)
         assert round(days_until_expiry(key_row)) == 365
-        out = {name: stack.outputs[f"{uid}_{name}"] for name in OUTPUTS}
-        assert {n for n in OUTPUTS if f"{uid}_{n}" in stack.secret_outputs} == SECRET_OUTPUTS
+        out = {name: stack.outputs[name][uid] for name in OUTPUTS}  # one export per output, by user_id
+        assert {n for n in OUTPUTS if n in stack.secret_outputs} == SECRET_OUTPUTS
         assert out["user_response"]["user_id"] == uid
         assert out["user_data"]["user_info"]["user_email"] == s["user_email"]
         assert out["key"].startswith("sk-") and token_hash(out["key"]) == stack.resource("Key", uid).id
@@ -181,24 +181,25 @@ def test_up_from_empty_creates_users_and_keys_as_declared_with_the_five_outputs_
         if s["auto_create_key"]:
             assert out["user_response"]["key"] == out["key"]  # the minted key was adopted, not a second one
         else:
-            assert out["user_response"]["key"] == "" and out["key_response"]["key"] == out["key"]
+            assert out["user_response"]["key"] == ""
+        # The raw key is stored once per resource, in `key`; key_response names the key by its hash.
+        assert "key" not in out["key_response"] and out["key_response"]["token"] == token_hash(out["key"])
 
-    # The component's own outputs (RegisterResourceOutputs) are the five, secret where they should be.
+    # The component registers no outputs of its own (its five attributes would be a third copy in the state).
     for s in (a, b):
-        component = stack.resource("UserWithKey", s["user_id"])
-        assert set(component.outputs) == set(OUTPUTS)
-        assert {n for n, v in component.outputs.items() if is_secret(v)} == SECRET_OUTPUTS
+        assert stack.resource("UserWithKey", s["user_id"]).outputs == {}
 
     # No raw key or token in plain text anywhere in the state, though both are in it (as secrets).
-    raw_keys = [stack.outputs[f"{s['user_id']}_key"] for s in (a, b)]
+    raw_keys = [stack.outputs["key"][s['user_id']] for s in (a, b)]
     assert stack.plaintext_secrets(extra=[litellm.master_key, *raw_keys]) == []
     state_text = stack.state_file.read_text()
     assert all(raw not in state_text for raw in [litellm.master_key, *raw_keys])
     for s in (a, b):
         user, key = stack.resource("User", s["user_id"]), stack.resource("Key", s["user_id"])
-        assert is_secret(user.inputs["token"]) and is_secret(user.outputs["token"])
-        assert all(is_secret(user.outputs[n]) for n in ("user_response", "token"))
-        assert all(is_secret(key.outputs[n]) for n in ("key", "key_response", "token"))
+        # The admin token is in the inputs (secret), not again in the outputs: it is the configured one.
+        assert is_secret(user.inputs["token"]) and "token" not in user.outputs and "token" not in key.outputs
+        assert is_secret(user.outputs["user_response"]) and "existing_key" not in key.outputs
+        assert all(is_secret(key.outputs[n]) for n in ("key", "key_response"))
         assert not is_secret(key.outputs["key_data"]) and not is_secret(user.outputs["user_data"])
     assert is_secret(stack.resource("Key", b["user_id"]).inputs["existing_key"])
 
@@ -282,13 +283,14 @@ def test_each_kind_of_change_previews_as_update_or_replace_then_up_applies_it(st
             assert set(preview.step("Key", "svc0").changed) == key_names | unknown, kind
         assert preview.step("User", "svc0").replaces == [] and preview.step("Key", "svc0").replaces == [], kind
 
-    # Token: an update of both, with no call at all when applied (scenario 6 applies one).
+    # Token: nothing to do (scenario 6 applies one). The outputs do not hold the configured token (the
+    # provider config does), so the new one is only a new input, which the engine saves with a `same`.
     stack.config["litellm:users"] = [base]
     stack.config["litellm:token"] = "sk-another-admin-token-0000"
     preview = stack.preview()
-    assert preview.ops() == {"UserWithKey/svc0": "same", "User/svc0": "update", "Key/svc0": "update"}
-    assert preview.step("User", "svc0").changed == ["token"]
-    assert preview.step("Key", "svc0").changed == ["existing_key", "token"]  # existing_key: unknown, see above
+    assert preview.ops() == {"UserWithKey/svc0": "same", "User/svc0": "same", "Key/svc0": "same"}
+    assert preview.step("User", "svc0").changed == ["token"]  # the inputs differ; Diff: no change
+    assert preview.step("Key", "svc0").changed == ["token"]  # the User is `same`: existing_key stays known
     stack.config["litellm:token"] = litellm.master_key
 
     # user_id: the only replacement, of the user and (its user_id changes) of the key.
@@ -348,7 +350,7 @@ def test_out_of_band_edits_and_deletes_are_found_by_refresh_and_undone_by_up(sta
         assert {"max_budget", "models", "metadata"} <= set(refresh.step("Key", uid).changed)
         assert strip_secrets(stack.resource("Key", uid).outputs["max_budget"]) == 999.0
     up = stack.up()
-    assert {op for key, op in up.ops().items() if not key.startswith("UserWithKey")} == {"update"}
+    assert {op for key, op in up.ops().items() if key.startswith(("User/", "Key/"))} == {"update"}
     for s in users:
         assert_on_proxy(api, stack, s)
 
@@ -370,9 +372,10 @@ def test_out_of_band_edits_and_deletes_are_found_by_refresh_and_undone_by_up(sta
     for s in users:
         api.user_delete(s["user_id"])
     refresh = stack.refresh()
-    assert {s.op for s in refresh.steps} == {"delete"} and len(refresh.steps) == 4
+    gone = [s.op for s in refresh.steps if not s.type.endswith(":Ledger")]  # the ledger reads nothing: same
+    assert set(gone) == {"delete"} and len(gone) == 4
     up = stack.up()
-    assert {op for key, op in up.ops().items() if not key.startswith("UserWithKey")} == {"create"}
+    assert {op for key, op in up.ops().items() if key.startswith(("User/", "Key/"))} == {"create"}
     for s in users:
         assert_on_proxy(api, stack, s)
     assert stack.preview().ops() == {key: "same" for key in up.ops()}  # and the state agrees with the program
@@ -392,23 +395,24 @@ def admin_keys(api: LiteLLMClient, unique: str) -> Iterator[list[str]]:
 
 
 def test_token_rotation_in_the_documented_order_set_up_then_revoke(stacks, tap, api, admin_keys, unique):
-    """README, "Token rotation": set the new token, `pulumi up`, then revoke the old one. refresh and
+    """README, "Applying changes": set the new token, `pulumi up`, then revoke the old one. refresh and
     destroy run no program: the engine configures the plugin with the config saved at the last up."""
     token_a, token_b, _ = admin_keys
     users = [spec(f"{unique}a"), spec(f"{unique}b", auto=True, metadata={})]
     stack = stacks(users, token=token_a)
     stack.up()
 
-    # Rotate to B and apply: an update of every resource, and not one call to the proxy.
+    # Rotate to B and apply: nothing changes but the inputs and the saved provider config; no proxy call.
     stack.config["litellm:token"] = token_b
     tap.reset()
     up = stack.up()
-    assert {op for key, op in up.ops().items() if not key.startswith("UserWithKey")} == {"update"}
+    assert set(up.ops().values()) == {"same"}  # the ledger included
     assert tap.count() == 0
-    assert {strip_secrets(r.inputs["token"]) for r in stack.resources() if r.custom} == {token_b}
+    tokens = {strip_secrets(r.inputs["token"]) for r in stack.resources() if r.custom and "token" in r.inputs}
+    assert tokens == {token_b}  # every resource but the ledger, which holds no token
     api.key_delete(token_hash(token_a))  # A is revoked, after the up
     refresh = stack.refresh()
-    assert {s.op for s in refresh.steps} == {"same"} and len(refresh.steps) == 4
+    assert {s.op for s in refresh.steps} == {"same"} and len(refresh.steps) == 5  # and the ledger
     assert all(c.status == 200 for c in tap.calls)
 
     tap.reset()
@@ -440,7 +444,7 @@ def test_a_token_revoked_before_the_up_fails_refresh_and_destroy_until_run_progr
     with pytest.raises((PluginError, EngineError), match="HTTP 401"):
         stack.destroy()
     assert user_exists(api, users[0]["user_id"])  # nothing was lost, nothing deleted
-    assert len([r for r in stack.resources() if r.custom]) == 2
+    assert [r.type.split(":")[-1] for r in stack.resources() if r.custom] == ["Ledger", "User", "Key"]
 
     stack.refresh(run_program=True)
     stack.destroy(run_program=True)
@@ -458,14 +462,15 @@ def test_a_user_removed_from_the_config_is_deleted_by_up_and_only_that_user(stac
     tap.reset()
     preview = stack.preview()
     assert tap.count() == 0 and "Delete" not in preview.methods()
-    assert preview.ops() == {**{f"{t}/{keep['user_id']}": "same" for t in ("UserWithKey", "User", "Key")},
+    assert preview.ops() == {"Ledger/ledger": "update",
+                             **{f"{t}/{keep['user_id']}": "same" for t in ("UserWithKey", "User", "Key")},
                              **{f"{t}/{drop['user_id']}": "delete" for t in ("UserWithKey", "User", "Key")}}
     up = stack.up()
     assert up.ops() == preview.ops()
     assert calls(tap) == Counter({"POST /key/delete": 1, "POST /user/delete": 1})
     assert not user_exists(api, drop["user_id"]) and not key_alive(api, dropped_key)
     assert_on_proxy(api, stack, keep)
-    assert {r.name for r in stack.resources() if r.custom} == {keep["user_id"]}
+    assert {r.name for r in stack.resources() if r.custom} == {"ledger", keep["user_id"]}
     assert not any(name.startswith(drop["user_id"]) for name in stack.outputs)
 
 
@@ -504,7 +509,7 @@ def test_destroy_leaves_nothing_on_the_proxy_and_destroying_twice_is_safe(stacks
     shutil.copy(saved, stack.state_file)
     tap.reset()
     replay = stack.destroy()
-    assert [m for m, _ in replay.rpcs].count("Delete") == 4
+    assert [m for m, _ in replay.rpcs].count("Delete") == 5  # and the ledger's, which calls no proxy
     assert calls(tap) == Counter({"POST /key/delete": 2, "POST /user/delete": 2})
     assert stack.resources() == []
 
@@ -603,7 +608,7 @@ def test_a_failed_up_keeps_what_was_done_and_the_next_up_finishes(stacks, tap, a
     tap.inject("status", method="POST", path="/key/generate", status=422, times=1)
     with pytest.raises(EngineError, match="generate key"):
         stack.up()
-    assert [r.type.split(":")[-1] for r in stack.resources() if r.custom] == ["User"]
+    assert [r.type.split(":")[-1] for r in stack.resources() if r.custom] == ["Ledger", "User"]
     assert user_exists(api, unique)
     tap.clear_faults()
     up = stack.up()

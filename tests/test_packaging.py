@@ -48,7 +48,7 @@ def test_the_wheel_has_a_licence_and_type_information(wheel: Path) -> None:
     assert "litellm_pulumi_access-0.1.0.dist-info/licenses/LICENSE" in names
     metadata = zipfile.ZipFile(wheel).read("litellm_pulumi_access-0.1.0.dist-info/METADATA").decode()
     assert "License-Expression: Apache-2.0" in metadata.splitlines()
-    assert "Provides-Extra" not in metadata  # the policy pack runs from a checkout (README), not as an extra
+    assert "Provides-Extra" not in metadata  # the policy pack runs from a checkout (docs/reference.md), not as an extra
     assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License\n                           Version 2.0")
 
 

@@ -155,7 +155,7 @@ def test_the_analyzer_describes_the_pack(analyzer, info):
 def test_the_dev_stack_passes_every_policy(analyzer, info, dev_stack):
     types = sorted(r["type"] for r in dev_stack)
     assert types == sorted([lp.COMPONENT_TYPE] * 2 + [lp.USER_TYPE] * 2 + [lp.KEY_TYPE] * 2 + [lp.TEAM_TYPE]
-                           + [lp.MEMBER_TYPE] * 2)
+                           + [lp.MEMBER_TYPE] * 2 + ["pulumi-python:dynamic/litellm:Ledger"])
     configure(analyzer, info)
     assert summary(preview(analyzer, dev_stack)) == []
 

@@ -4,7 +4,7 @@ the real plugin over gRPC (tests/harness), the real proxy behind a counting pass
 
 Three shapes: a plain `Key` (a program declaring one Key per `litellm:keys` entry, its user made directly),
 and the stack program (`__main__.py`: its `litellm:users` config, one `UserWithKey` each) with a generated
-key and with the key /user/new auto-created. Durations are seconds ("3s"), so the tests wait a few.
+key and with the key /user/new auto-created. Durations are seconds (`WINDOW`), so the tests wait a few.
 """
 
 from __future__ import annotations
@@ -31,16 +31,20 @@ from support.proxy_state import key_alive, keys_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = ("key", "generated", "auto")
+# How long a key stays "not yet due" or "in its grace" in the tests that check it is, then wait it out: long
+# enough for the steps before the check on a loaded machine (the suite runs tests in parallel), so the check
+# never races the clock. Measured: 3 s was too short at a load of 14.
+WINDOW = 15
 EACH_SHAPE = pytest.mark.parametrize("shape", SHAPES, ids=["plain-Key", "UserWithKey-generated", "UserWithKey-auto"])
 
 
 def key_program() -> None:
-    """One plain Key per `litellm:keys` entry, exporting `<user_id>_key` and `<user_id>_key_data`."""
+    """One plain Key per `litellm:keys` entry, exporting `key` and `key_data` by user_id."""
     config = pulumi.Config("litellm")
-    for entry in config.require_object("keys"):
-        key = Key(entry["user_id"], KeyArgs(url=config.require("url"), token=config.require_secret("token"), **entry))
-        pulumi.export(f"{entry['user_id']}_key", key.key)
-        pulumi.export(f"{entry['user_id']}_key_data", key.key_data)
+    keys = {entry["user_id"]: Key(entry["user_id"], KeyArgs(url=config.require("url"), token=config.require_secret("token"), **entry))
+            for entry in config.require_object("keys")}
+    pulumi.export("key", {user_id: key.key for user_id, key in keys.items()})  # maps by user_id, as __main__.py
+    pulumi.export("key_data", {user_id: key.key_data for user_id, key in keys.items()})
 
 
 class Rotating:
@@ -56,17 +60,17 @@ class Rotating:
 
     @property
     def raw(self) -> str:
-        return self.stack.outputs[f"{self.uid}_key"]
+        return self.stack.outputs["key"][self.uid]
 
     @property
     def key_hash(self) -> str:
         return self.stack.resource("Key", self.uid).id
 
     def created_at(self) -> float:
-        return when(self.stack.outputs[f"{self.uid}_key_data"]["info"]["created_at"]).timestamp()
+        return when(self.stack.outputs["key_data"][self.uid]["info"]["created_at"]).timestamp()
 
     def expires(self) -> float:
-        return when(self.stack.outputs[f"{self.uid}_key_data"]["info"]["expires"]).timestamp()
+        return when(self.stack.outputs["key_data"][self.uid]["info"]["expires"]).timestamp()
 
 
 @pytest.fixture
@@ -124,7 +128,7 @@ def user_op(one: Rotating, result: Any) -> str:
 # ---------------------------------------------------------------------- age
 @EACH_SHAPE
 def test_a_key_older_than_rotate_after_is_replaced_and_the_old_one_stops_working(shape, rotating, tap, api, litellm):
-    one = rotating(shape, rotate_after="3s")
+    one = rotating(shape, rotate_after=f"{WINDOW}s")
     one.stack.up()
     old_raw, old_hash = one.raw, one.key_hash
     assert works(litellm.url, old_raw) == 200
@@ -133,7 +137,7 @@ def test_a_key_older_than_rotate_after_is_replaced_and_the_old_one_stops_working
     assert one.stack.preview().ops()[f"Key/{one.uid}"] == "same"  # right after up: not due yet
     assert tap.count() == 0
 
-    wait_until(one.created_at() + 3)
+    wait_until(one.created_at() + WINDOW)
     preview = one.stack.preview()
     assert preview.ops()[f"Key/{one.uid}"] == "replace"
     assert preview.step("Key", one.uid).replaces == ["rotate_after"]
@@ -160,7 +164,7 @@ def test_a_key_older_than_rotate_after_is_replaced_and_the_old_one_stops_working
 def test_a_new_trigger_rotates_with_a_grace_and_nothing_is_left_after_the_next_rotation_and_destroy(
     shape, rotating, tap, api, litellm
 ):
-    one = rotating(shape, rotation_trigger="first", rotation_grace="5s")
+    one = rotating(shape, rotation_trigger="first", rotation_grace=f"{WINDOW}s")
     one.stack.up()
     first_raw, first_hash = one.raw, one.key_hash
 
@@ -185,7 +189,7 @@ def test_a_new_trigger_rotates_with_a_grace_and_nothing_is_left_after_the_next_r
     # Rename, generate, marker update, read-back, and the grace on the old key; no delete.
     assert calls(tap) == Counter({"POST /key/update": 3, "POST /key/generate": 1, "GET /key/info": 1})
 
-    wait_until(rotated_at + 5)
+    wait_until(rotated_at + WINDOW)
     assert works(litellm.url, first_raw) == 401 and works(litellm.url, second_raw) == 200
 
     one.declare(rotation_trigger="routine")
@@ -294,8 +298,10 @@ def test_the_rotation_fault_table_is_in_the_docs() -> None:
 
 @pytest.fixture
 def small_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Small timeouts for the plugin (it inherits the environment), so a persistent fault fails fast."""
-    for name, value in {"LITELLM_CONNECT_TIMEOUT": "1", "LITELLM_READ_TIMEOUT": "1", "LITELLM_RETRY_MAX_SECONDS": "2",
+    """A small back-off for the plugin (it inherits the environment), so a persistent fault fails fast: the
+    cells inject 503s and dropped connections, which end an attempt at once, so the read timeout and budget
+    stay long enough that a loaded machine's real answers (tests run in parallel) never time out."""
+    for name, value in {"LITELLM_CONNECT_TIMEOUT": "1", "LITELLM_READ_TIMEOUT": "15", "LITELLM_RETRY_MAX_SECONDS": "15",
                         "LITELLM_RETRY_ATTEMPTS": "3", "LITELLM_RETRY_BACKOFF": "0.1"}.items():
         monkeypatch.setenv(name, value)
 

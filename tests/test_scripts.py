@@ -33,6 +33,21 @@ def test_dev_stack_config_is_valid_program_input() -> None:
         validate(UserWithKeyArgs(url=config["litellm:url"], token="sk-dev", **user))
 
 
+
+def test_readme_example_is_valid_program_input() -> None:
+    """The README's EPPN example is a config the program accepts, as written."""
+    from components.user_with_key import UserWithKeyArgs, validate
+    from support.stack import program_namespace
+
+    example = re.search(r"^```yaml\n(.*?)^```", (ROOT / "README.md").read_text(), flags=re.M | re.S)
+    assert example is not None
+    config = yaml.safe_load(example.group(1))["config"]
+    program = program_namespace()
+    assert program["config_errors"](config["litellm:url"], config["litellm:users"], config["litellm:teams"]) == []
+    assert [u["user_id"] for u in config["litellm:users"]] == ["jdoe@example.edu"]
+    for user in config["litellm:users"]:
+        validate(UserWithKeyArgs(url=config["litellm:url"], token="sk-dev", **user))
+
 SHELL_SCRIPTS = ["scripts/setup", "scripts/test", "scripts/up", "scripts/down", "scripts/check", "scripts/bench", ".ci/run"]
 # What bash 3.2 (macOS) lacks or gets wrong, and tools only GNU systems have.
 NOT_PORTABLE = {

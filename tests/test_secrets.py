@@ -297,8 +297,8 @@ def test_the_state_never_holds_secrets_in_plain_text(tmp_path, litellm, api, tap
     try:
         tap.inject("drop_after", method="POST", path="/key/generate")
         state.up()
-        raw_keys += [state.outputs[f"{u['user_id']}_key"] for u in users]
-        raw_keys.append(state.outputs[f"{unique}-auto_user_response"]["key"])
+        raw_keys += [state.outputs["key"][u['user_id']] for u in users]
+        raw_keys.append(state.outputs["user_response"][f"{unique}-auto"]["key"])
         # The lost answer's key was found by its minted raw key's hash and kept: nothing deleted.
         assert all(raw_keys) and tap.count(path="/key/generate") == 1 and tap.count(path="/key/delete") == 0
         scan("up with a lost answer")
@@ -347,7 +347,7 @@ def test_teams_memberships_and_team_keys_never_show_secrets(tmp_path, litellm, a
 
     try:
         state.up()
-        secrets.append(state.outputs[f"{unique}_key"])
+        secrets.append(state.outputs["key"][unique])
         assert all(secrets) and state.resource("TeamMember", f"{unique}-{team['team_id']}").id
         scan("up")
         tap.inject("status", method="POST", path="/team/update", status=503, times=100)

@@ -120,12 +120,12 @@ def test_up_creates_teams_memberships_and_team_keys_as_declared_and_a_noop_makes
     assert members(api, blue["team_id"]) == {alice["user_id"]: "user"}
     key = api.key_info(stack.resource("Key", alice["user_id"]).id)["info"]
     assert key["team_id"] == red["team_id"]
-    assert chat(litellm.url, stack.outputs[f"{alice['user_id']}_key"]) == 200
+    assert chat(litellm.url, stack.outputs["key"][alice['user_id']]) == 200
     # The key of a stack team depends on it: LiteLLM deletes a team's keys with the team.
     assert stack.resource("Team", red["team_id"]).urn in stack.resource("Key", alice["user_id"]).depends_on()
     data = stack.outputs[f"{red['team_id']}_team_data"]
     assert data["team_info"]["team_alias"] == f"{unique}red alias" and f"{red['team_id']}_team_data" not in stack.secret_outputs
-    assert stack.plaintext_secrets(extra=[litellm.master_key, stack.outputs[f"{alice['user_id']}_key"]]) == []
+    assert stack.plaintext_secrets(extra=[litellm.master_key, stack.outputs["key"][alice['user_id']]]) == []
 
     tap.reset()
     assert set(stack.preview().ops().values()) == {"same"}
@@ -193,7 +193,7 @@ def test_refresh_finds_drift_on_every_team_field_and_gone_objects_and_up_restore
     up = stack.up()
     assert {up.ops()[k] for k in (f"Team/{team_name}", f"TeamMember/{member_name}", f"Key/{alice['user_id']}")} == {"create"}
     assert members(api, red["team_id"]) == {alice["user_id"]: "user"}
-    assert chat(litellm.url, stack.outputs[f"{alice['user_id']}_key"]) == 200
+    assert chat(litellm.url, stack.outputs["key"][alice['user_id']]) == 200
 
 
 # ------------------------------------------------------------ order: destroy, team_id change
@@ -238,7 +238,7 @@ def test_a_team_id_change_on_a_team_with_keys_ends_with_every_declared_key_worki
     for user in (alice, bob):
         info = api.key_info(stack.resource("Key", user["user_id"]).id)["info"]
         assert info.get("status") != "deleted" and info["team_id"] == new_id
-        assert chat(litellm.url, stack.outputs[f"{user['user_id']}_key"]) == 200
+        assert chat(litellm.url, stack.outputs["key"][user['user_id']]) == 200
 
 
 # ------------------------------------------------------------ the resources on their own

@@ -50,8 +50,8 @@ def test_up_then_every_no_op_is_a_no_op_and_destroy_leaves_nothing(
     assert api.user_info(jdoe)["user_info"]["user_email"] == f"jdoe-{unique}@example.edu"
     assert api.user_info(asmith)["user_info"]["max_budget"] == 5.0
 
-    secrets = project.outputs(secrets=True)
-    keys = {user: secrets[f"{user}_key"] for user in (jdoe, asmith)}
+    keys = project.outputs(secrets=True)["key"]  # one map by user_id
+    assert sorted(keys) == sorted([jdoe, asmith])
     for user, raw in keys.items():
         assert raw.startswith("sk-"), user
         row = api.key_info(hashlib.sha256(raw.encode()).hexdigest())["info"]
@@ -59,7 +59,7 @@ def test_up_then_every_no_op_is_a_no_op_and_destroy_leaves_nothing(
         assert chat(litellm.url, raw) == 200, user
     assert api.key_info(hashlib.sha256(keys[asmith].encode()).hexdigest())["info"]["key_alias"] == f"asmith-{unique}-key"
     # Without --show-secrets the keys stay hidden.
-    assert project.outputs()[f"{jdoe}_key"] == "[secret]"
+    assert project.outputs()["key"] == "[secret]"
 
     project.run("preview", "--expect-no-changes")
     project.up("--expect-no-changes")

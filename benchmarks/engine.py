@@ -1,0 +1,197 @@
+"""Scale benchmark on the real engine: the pinned pulumi CLI (.tools/pulumi/bin) runs the stack program for N
+EPPN users read from a CSV roster, on a file backend on local disk, against a real LiteLLM proxy.
+
+    .venv/bin/python -m benchmarks.engine [--sizes 100,1000,2000] [--skip-checkpoints] [--json FILE]
+
+Per size: up from empty, no-op preview, no-op up, refresh, one user changed (up), destroy. For each step:
+wall time, proxy calls (a counting pass-through in front of the proxy), and the peak memory (VmHWM) of the
+program (the Python process the language host starts) and of the dynamic-provider plugin. After the up:
+state bytes per user (`pulumi stack export`). `--skip-checkpoints` also runs the up with
+PULUMI_SKIP_CHECKPOINTS=true. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+for entry in (str(ROOT), str(ROOT / "tests")):
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+from benchmarks.run import Proxy, log, machine  # noqa: E402
+from support.passthrough import PassThrough  # noqa: E402
+
+CLI = ROOT / ".tools" / "pulumi" / "bin" / "pulumi"
+PROGRAM_FILES = ("__main__.py", "litellm_pulumi_access.py", "roster.py", "providers", "components", "scripts",
+                 "requirements.txt")
+ROLES = {"program": "pulumi-language-python-exec", "plugin": "pulumi.dynamic"}
+
+
+class PeakMemory:
+    """Polls /proc for the program and plugin processes under one command and keeps each role's peak RSS."""
+
+    def __init__(self, root_pid: int) -> None:
+        self.root, self.peak_mib = root_pid, {role: 0.0 for role in ROLES}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.25):
+            for pid in _descendants(self.root):
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                hwm = next((int(l.split()[1]) / 1024 for l in status.splitlines() if l.startswith("VmHWM")), 0.0)
+                for role, marker in ROLES.items():
+                    if marker in cmdline:
+                        self.peak_mib[role] = max(self.peak_mib[role], hwm)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mib
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+class Stack:
+    """A project folder with the program's files linked in, a CSV roster and a file backend."""
+
+    def __init__(self, base: Path, url: str, token: str, env: dict[str, str]) -> None:
+        self.dir, self.name = base / "project", "bench"
+        self.dir.mkdir()
+        for entry in PROGRAM_FILES:
+            (self.dir / entry).symlink_to(ROOT / entry)
+        (self.dir / "Pulumi.yaml").write_text(
+            "name: litellm-access\nruntime:\n  name: python\n  options:\n    toolchain: pip\n"
+            f"    virtualenv: {ROOT / '.venv'}\n")
+        (base / "state").mkdir()
+        self.env = {**os.environ, **env, "PATH": f"{CLI.parent}{os.pathsep}{os.environ['PATH']}",
+                    "PULUMI_BACKEND_URL": f"file://{base / 'state'}", "PULUMI_CONFIG_PASSPHRASE": "bench",
+                    "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_HOME": str(base / "home"),
+                    "LITELLM_URL": url, "LITELLM_MASTER_KEY": token}
+        self.pulumi("stack", "init")
+
+    def write_roster(self, users: list[dict[str, Any]], max_deletions: int) -> None:
+        with open(self.dir / "users.csv", "w", newline="") as out:
+            writer = csv.DictWriter(out, fieldnames=list(users[0]))
+            writer.writeheader()
+            writer.writerows(users)
+        (self.dir / f"Pulumi.{self.name}.yaml").write_text(
+            "config:\n  litellm:users_file: users.csv\n"
+            "  litellm:user_defaults:\n    user_role: internal_user_viewer\n    models: [fake-mock]\n"
+            f"  litellm:max_deletions: {max_deletions}\n")
+
+    def pulumi(self, *args: str, env: Optional[dict[str, str]] = None) -> tuple[subprocess.CompletedProcess[str], dict[str, float], float]:
+        started = time.monotonic()
+        process = subprocess.Popen([str(CLI), *args, "--non-interactive", "--stack", self.name], cwd=self.dir,
+                                   env={**self.env, **(env or {})}, text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        memory = PeakMemory(process.pid)
+        stdout, stderr = process.communicate()
+        wall = time.monotonic() - started
+        peaks = memory.stop()
+        done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        if done.returncode != 0:
+            raise RuntimeError(f"pulumi {' '.join(args)} exited {done.returncode}:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+        return done, peaks, wall
+
+
+def eppn_users(prefix: str, n: int) -> list[dict[str, Any]]:
+    return [{"user_id": f"{prefix}{i:05d}@example.edu", "user_email": f"{prefix}{i:05d}@example.edu",
+             "max_budget": "10"} for i in range(n)]
+
+
+def measure(stack: Stack, tap: PassThrough, label: str, *args: str, env: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    before = len(tap.calls)
+    _, peaks, wall = stack.pulumi(*args, env=env)
+    calls = Counter(f"{c.method} {c.path}" for c in tap.calls[before:])
+    row = {"step": label, "wall_s": round(wall, 1), "proxy_calls": sum(calls.values()),
+           "program_peak_mib": round(peaks["program"], 1), "plugin_peak_mib": round(peaks["plugin"], 1),
+           "calls": dict(calls)}
+    log(f"{label}: {row['wall_s']} s, {row['proxy_calls']} calls, program {row['program_peak_mib']} MiB, "
+        f"plugin {row['plugin_peak_mib']} MiB")
+    return row
+
+
+def lifecycle(proxy: Proxy, n: int, skip_checkpoints: bool) -> dict[str, Any]:
+    prefix = f"b{uuid.uuid4().hex[:6]}-"
+    users = eppn_users(prefix, n)
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp, PassThrough(proxy.url) as tap:
+        stack = Stack(Path(tmp), tap.url, proxy.token, {})
+        stack.write_roster(users, max_deletions=n)
+        env = {"PULUMI_SKIP_CHECKPOINTS": "true"} if skip_checkpoints else None
+        rows = [measure(stack, tap, "up from empty" + (" (skip checkpoints)" if env else ""),
+                        "up", "--yes", "--skip-preview", env=env)]
+        exported, _, _ = stack.pulumi("stack", "export")
+        state_bytes = len(exported.stdout.encode())
+        rows.append(measure(stack, tap, "no-op preview", "preview", "--expect-no-changes"))
+        rows.append(measure(stack, tap, "no-op up", "up", "--yes", "--skip-preview", "--expect-no-changes"))
+        rows.append(measure(stack, tap, "refresh", "refresh", "--yes", "--skip-preview"))
+        users[0] = {**users[0], "max_budget": "11"}
+        stack.write_roster(users, max_deletions=n)
+        rows.append(measure(stack, tap, "one user changed", "up", "--yes", "--skip-preview"))
+        rows.append(measure(stack, tap, "destroy", "destroy", "--yes", "--skip-preview"))
+    return {"users": n, "state_bytes": state_bytes, "state_bytes_per_user": round(state_bytes / n), "steps": rows}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000,2000")
+    parser.add_argument("--skip-checkpoints", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    if not CLI.exists():
+        print("benchmarks.engine: no pulumi CLI in .tools/pulumi/bin: run scripts/setup --dev", file=sys.stderr)
+        return 2
+    version = subprocess.run([str(CLI), "version"], capture_output=True, text=True).stdout.strip()
+    proxy = Proxy()
+    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "pulumi": version, "machine": machine(),
+                               "litellm proxy": proxy.version(), "sizes": []}
+    try:
+        for n in (int(s) for s in args.sizes.split(",")):
+            results["sizes"].append(lifecycle(proxy, n, skip_checkpoints=False))
+            if args.skip_checkpoints:
+                results["sizes"].append({**lifecycle(proxy, n, skip_checkpoints=True), "skip_checkpoints": True})
+    finally:
+        proxy.close()
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
