@@ -1,5 +1,5 @@
-"""What the real-engine tests declare and read back: a `litellm:users` entry, the steps of `pulumi preview --json`,
-the fields `pulumi preview --diff` shows as changed, and whether a key works on the proxy."""
+"""What the real-engine tests declare and read back: a `litellm:users` entry, the raw keys, the steps of
+`pulumi preview --json`, the fields `pulumi preview --diff` shows as changed, and whether a key works."""
 
 from __future__ import annotations
 
@@ -53,6 +53,11 @@ def diff_changes(text: str) -> dict[tuple[str, str], set[tuple[str, str, str]]]:
         elif (change := CHANGED.match(line)) and change.start("field") == column:
             current.add((change["field"], change["old"], change["new"]))
     return found
+
+
+def keys(project: Project) -> dict[str, str]:
+    """The stack's raw keys by user_id (`pulumi stack output --show-secrets`)."""
+    return project.outputs(secrets=True)["key"]
 
 
 def person(user_id: str, **overrides: Any) -> dict[str, Any]:

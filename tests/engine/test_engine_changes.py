@@ -11,7 +11,7 @@ import pytest
 from providers.client import LiteLLMClient, NotFound, token_hash
 from support.proxy_state import key_alive, keys_of, user_exists
 
-from .checks import diff_changes, ops, person, replace_reasons, steps, works
+from .checks import diff_changes, keys, ops, person, replace_reasons, steps, works
 from .conftest import Project
 
 
@@ -21,23 +21,23 @@ def test_a_budget_change_updates_only_that_users_resources_and_keeps_the_key(
     jdoe, asmith = f"jdoe-{unique}@example.edu", f"asmith-{unique}@example.edu"
     project.configure({"litellm:users": [person(jdoe), person(asmith, max_budget=5)]})
     project.up()
-    before = project.outputs(secrets=True)
+    before = keys(project)
 
     project.configure({"litellm:users": [person(jdoe, max_budget=12), person(asmith, max_budget=5)]})
     # max_budget is the user's budget (user_max_budget unset) and the key's: both of jdoe's change, nothing else.
     assert ops(steps(project)) == {
-        f"Stack::litellm-access-{unique}": "same",
+        f"Stack::litellm-access-{unique}": "same", "Ledger::ledger": "same",
         f"UserWithKey::{jdoe}": "same", f"User::{jdoe}": "update", f"Key::{jdoe}": "update",
         f"UserWithKey::{asmith}": "same", f"User::{asmith}": "same", f"Key::{asmith}": "same",
     }
     project.up()
 
-    after = project.outputs(secrets=True)
-    assert after[f"{jdoe}_key"] == before[f"{jdoe}_key"] and after[f"{asmith}_key"] == before[f"{asmith}_key"]
+    after = keys(project)
+    assert sorted(after) == sorted([jdoe, asmith]) and after == before
     assert api.user_info(jdoe)["user_info"]["max_budget"] == 12.0
-    assert api.key_info(token_hash(after[f"{jdoe}_key"]))["info"]["max_budget"] == 12.0
+    assert api.key_info(token_hash(after[jdoe]))["info"]["max_budget"] == 12.0
     assert api.user_info(asmith)["user_info"]["max_budget"] == 5.0
-    assert works(litellm.url, after[f"{jdoe}_key"]) == 200
+    assert works(litellm.url, after[jdoe]) == 200
 
 
 def test_drift_on_the_proxy_shows_in_preview_refresh_and_up_refresh_restores_it(
@@ -46,7 +46,7 @@ def test_drift_on_the_proxy_shows_in_preview_refresh_and_up_refresh_restores_it(
     jdoe = f"jdoe-{unique}@example.edu"
     project.configure({"litellm:users": [person(jdoe)]})
     project.up()
-    key_hash = token_hash(project.outputs(secrets=True)[f"{jdoe}_key"])
+    key_hash = token_hash(keys(project)[jdoe])
     api.user_update({"user_id": jdoe, "max_budget": 99})
     api.key_update(key_hash, {"max_budget": 77})
 
@@ -79,12 +79,13 @@ def test_a_user_id_change_replaces_in_place_and_a_failed_one_reverted_keeps_the_
     # `name` keeps the resources' names: the change replaces them in place (delete first: the email is unique).
     project.configure({"litellm:users": [person(first, name="jdoe", user_email=email)]})
     project.up()
-    first_key = project.outputs(secrets=True)["jdoe_key"]
+    first_key = keys(project)[first]
 
     project.configure({"litellm:users": [person(second, name="jdoe", user_email=email)]})
     found = steps(project)
-    assert ops(found) == {f"Stack::litellm-access-{unique}": "same", "UserWithKey::jdoe": "same",
-                          "User::jdoe": "replace", "Key::jdoe": "replace"}
+    # The deletion guard's list of user_ids changes too (providers/ledger.py).
+    assert ops(found) == {f"Stack::litellm-access-{unique}": "same", "Ledger::ledger": "update",
+                          "UserWithKey::jdoe": "same", "User::jdoe": "replace", "Key::jdoe": "replace"}
     assert replace_reasons(found, "User::jdoe") == ["user_id"]
     # The Key depends on the User, so the engine deletes it before the User (calculateDependentReplacements)
     # and then recreates it with no Diff: its replace step carries no keys (step_generator.go), none is named.
@@ -92,7 +93,7 @@ def test_a_user_id_change_replaces_in_place_and_a_failed_one_reverted_keeps_the_
     project.up()
     with pytest.raises(NotFound):
         api.user_info(first)
-    second_key = project.outputs(secrets=True)["jdoe_key"]
+    second_key = keys(project)[second]
     assert api.key_info(token_hash(second_key))["info"]["user_id"] == second
     assert works(litellm.url, second_key) == 200 and works(litellm.url, first_key) == 401
 
@@ -109,7 +110,7 @@ def test_a_user_id_change_replaces_in_place_and_a_failed_one_reverted_keeps_the_
     state_users = [r for r in project.resources() if r["type"].endswith(":User")]
     assert [(r["id"], r.get("pendingReplacement", False), r.get("delete", False)) for r in state_users] == [
         (second, False, False)]
-    raw = project.outputs(secrets=True)["jdoe_key"]
+    raw = keys(project)[second]
     assert [row["token"] for row in keys_of(api, second)] == [token_hash(raw)]
     assert works(litellm.url, raw) == 200
     project.up("--expect-no-changes")

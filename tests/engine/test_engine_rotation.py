@@ -13,7 +13,7 @@ from providers.client import LiteLLMClient, token_hash
 from providers.rotation import when
 from support.proxy_state import key_alive, keys_of
 
-from .checks import ops, person, replace_reasons, steps, wait_until, works
+from .checks import keys, ops, person, replace_reasons, steps, wait_until, works
 from .conftest import Project
 
 
@@ -23,8 +23,8 @@ def holders(api: LiteLLMClient, alias: str) -> list[str]:
 
 
 def only_the_key_replaced(unique: str, user: str) -> dict[str, str]:
-    return {f"Stack::litellm-access-{unique}": "same", f"UserWithKey::{user}": "same", f"User::{user}": "same",
-            f"Key::{user}": "replace"}
+    return {f"Stack::litellm-access-{unique}": "same", "Ledger::ledger": "same",
+            f"UserWithKey::{user}": "same", f"User::{user}": "same", f"Key::{user}": "replace"}
 
 
 def test_a_key_older_than_rotate_after_is_rotated_and_the_old_one_stops_working(
@@ -34,16 +34,16 @@ def test_a_key_older_than_rotate_after_is_rotated_and_the_old_one_stops_working(
     project.configure({"litellm:users": [person(jdoe, rotate_after="3s")]})
     project.up()
     outputs = project.outputs(secrets=True)
-    old_raw = outputs[f"{jdoe}_key"]
+    old_raw = outputs["key"][jdoe]
     assert works(litellm.url, old_raw) == 200
 
-    wait_until(when(outputs[f"{jdoe}_key_data"]["info"]["created_at"]).timestamp() + 3)
+    wait_until(when(outputs["key_data"][jdoe]["info"]["created_at"]).timestamp() + 3)
     found = steps(project)
     assert ops(found) == only_the_key_replaced(unique, jdoe)
     assert replace_reasons(found, f"Key::{jdoe}") == ["rotate_after"]
     project.up()
 
-    new_raw = project.outputs(secrets=True)[f"{jdoe}_key"]
+    new_raw = keys(project)[jdoe]
     assert new_raw != old_raw
     assert works(litellm.url, new_raw) == 200 and works(litellm.url, old_raw) == 401
     assert not key_alive(api, token_hash(old_raw))
@@ -58,7 +58,7 @@ def test_a_new_trigger_rotates_an_auto_created_key_with_a_grace_that_ends_by_its
     entry = person(asmith, auto_create_key=True, key_alias=alias, rotation_trigger="first", rotation_grace="20s")
     project.configure({"litellm:users": [entry]})
     project.up()
-    first_raw = project.outputs(secrets=True)[f"{asmith}_key"]
+    first_raw = keys(project)[asmith]
     first_hash = token_hash(first_raw)
 
     project.configure({"litellm:users": [{**entry, "rotation_trigger": "leaked"}]})
@@ -67,7 +67,7 @@ def test_a_new_trigger_rotates_an_auto_created_key_with_a_grace_that_ends_by_its
     assert replace_reasons(found, f"Key::{asmith}") == ["rotation_trigger"]
     project.run("up", "--yes")  # with its preview, as users run it
 
-    second_raw = project.outputs(secrets=True)[f"{asmith}_key"]
+    second_raw = keys(project)[asmith]
     second_hash = token_hash(second_raw)
     assert second_hash != first_hash
     assert works(litellm.url, second_raw) == 200 and works(litellm.url, first_raw) == 200  # both during the grace
@@ -91,8 +91,8 @@ def test_an_expired_key_is_reported_by_preview_and_replaced_by_up(
     project.configure({"litellm:users": [entry]})
     project.up()
     outputs = project.outputs(secrets=True)
-    old_raw = outputs[f"{jdoe}_key"]
-    wait_until(when(outputs[f"{jdoe}_key_data"]["info"]["expires"]).timestamp())
+    old_raw = outputs["key"][jdoe]
+    wait_until(when(outputs["key_data"][jdoe]["info"]["expires"]).timestamp())
     assert works(litellm.url, old_raw) == 401
 
     project.configure({"litellm:users": [{**entry, "duration": "30d"}]})
@@ -101,7 +101,7 @@ def test_an_expired_key_is_reported_by_preview_and_replaced_by_up(
     assert replace_reasons(found, f"Key::{jdoe}") == ["expires"]
     project.up()
 
-    new_raw = project.outputs(secrets=True)[f"{jdoe}_key"]
+    new_raw = keys(project)[jdoe]
     assert works(litellm.url, new_raw) == 200
     assert works(litellm.url, old_raw) == 401  # an expired key gets no grace: it is not brought back to life
     assert not key_alive(api, token_hash(old_raw))

@@ -9,7 +9,7 @@ from typing import Any
 from providers.client import LiteLLMClient, NotFound, token_hash
 from support.proxy_state import key_alive, user_exists
 
-from .checks import ops, person, steps, works
+from .checks import keys, ops, person, steps, works
 from .conftest import Project
 
 
@@ -48,17 +48,17 @@ def test_teams_memberships_and_a_team_key_are_created_changed_and_destroyed(
         "team_alias": "Research", "models": ["fake-mock"], "max_budget": 50.0, "budget_duration": "30d",
         "tpm_limit": 5000, "rpm_limit": 60}
     assert members(api, research) == {jdoe: "user", asmith: "user"}
-    secrets = project.outputs(secrets=True)
-    jdoe_hash, asmith_hash = (token_hash(secrets[f"{u}_key"]) for u in (jdoe, asmith))
+    raw = keys(project)
+    jdoe_hash, asmith_hash = (token_hash(raw[u]) for u in (jdoe, asmith))
     assert api.key_info(jdoe_hash)["info"]["team_id"] == research
     assert api.key_info(asmith_hash)["info"]["team_id"] is None
-    assert works(litellm.url, secrets[f"{jdoe}_key"]) == 200
+    assert works(litellm.url, raw[jdoe]) == 200
 
     # A team field changes and asmith (no key in the team) leaves it: one update, one membership deleted.
     project.configure({"litellm:teams": [team(research, max_budget=80)],
                        "litellm:users": [users[0], person(asmith, teams=[], **limits)]})
     assert ops(steps(project)) == {
-        f"Stack::litellm-access-{unique}": "same", f"Team::{research}": "update",
+        f"Stack::litellm-access-{unique}": "same", "Ledger::ledger": "same", f"Team::{research}": "update",
         f"UserWithKey::{jdoe}": "same", f"User::{jdoe}": "same", f"Key::{jdoe}": "same",
         f"TeamMember::{jdoe}-{research}": "same",
         f"UserWithKey::{asmith}": "same", f"User::{asmith}": "same", f"Key::{asmith}": "same",
@@ -67,7 +67,7 @@ def test_teams_memberships_and_a_team_key_are_created_changed_and_destroyed(
     project.up()
     assert api.team_info(research)["team_info"]["max_budget"] == 80.0
     assert members(api, research) == {jdoe: "user"}
-    assert api.key_info(jdoe_hash)["info"]["team_id"] == research and works(litellm.url, secrets[f"{jdoe}_key"]) == 200
+    assert api.key_info(jdoe_hash)["info"]["team_id"] == research and works(litellm.url, raw[jdoe]) == 200
 
     project.run("destroy", "--yes", "--skip-preview")
     assert not team_exists(api, research)
