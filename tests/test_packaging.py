@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# pip builds the wheel in the source tree (build/): the module runs on one worker, which builds it once.
+pytestmark = pytest.mark.xdist_group("packaging")
+
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = "import litellm_pulumi_access\nfrom components import UserWithKey, UserWithKeyArgs\nprint('imported')\n"
 

@@ -31,6 +31,9 @@ from harness.values import UNKNOWN, to_struct
 from policy import litellm_policies as lp
 from scripts import program_inputs
 
+# One analyzer process for the module: its tests run on one worker (scripts/test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("policy_analyzer")
+
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_DIR = ROOT / "policy"
 LEVELS = {"advisory": pb.ADVISORY, "mandatory": pb.MANDATORY, "remediate": pb.REMEDIATE, "disabled": pb.DISABLED}

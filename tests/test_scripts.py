@@ -101,3 +101,19 @@ def test_a_stable_name_keeps_the_resources_when_a_user_id_changes() -> None:
         program["validate_users"]([users[0], {"name": "ann", "user_id": "x", "user_email": "x@example.org"}])
     with pytest.raises(ValueError, match=r"^litellm:users\[0\] \(user_id 'x'\): name must be a non-blank string; got ' '$"):
         program["validate_users"]([{"name": " ", "user_id": "x", "user_email": "x@example.org"}])
+
+
+def test_the_fast_tier_is_every_test_that_needs_no_proxy() -> None:
+    """scripts/test --fast selects `-m "not litellm"`: a test that uses the proxy, even through another
+    fixture (api, tap), is marked `litellm` and left out; a test without it stays in."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "-m", "not litellm", "tests/test_providers.py", "tests/test_component.py",
+                           "tests/test_faults.py", "tests/test_bad_input.py"],
+                          cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    selected = set(re.findall(r"^(tests/\S+)$", done.stdout, flags=re.M))
+    assert "tests/test_component.py::test_type_tokens" in selected
+    assert "tests/test_faults.py::test_every_fault_meets_every_operation" in selected
+    assert "tests/test_providers.py::test_noop_read_reports_no_drift" not in selected  # litellm itself
+    assert "tests/test_faults.py::test_fault[503-forever-read_key]" not in selected
+    assert "tests/test_bad_input.py::test_each_input_alone_is_accepted" not in selected  # through tap
