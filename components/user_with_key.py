@@ -43,7 +43,8 @@ class UserWithKeyArgs:
     New: `adopt_existing` opts in to take over a user (and its key, by alias, and its memberships) that
     already exists on the proxy instead of failing with 409; `rotate_after`, `rotation_trigger` and
     `rotation_grace` rotate the key (README, "Rotating keys"); `teams` lists the ids of the teams the user
-    is a member of (role `user`), one `TeamMember` each.
+    is a member of (role `user`), one `TeamMember` each; `blocked` is the key's kill switch (true: the
+    key is refused at once; false again: the same key works again).
     """
 
     url: pulumi.Input[str]
@@ -72,6 +73,7 @@ class UserWithKeyArgs:
     rotation_trigger: Optional[pulumi.Input[str]] = None
     rotation_grace: Optional[pulumi.Input[str]] = None
     teams: list[str] = dataclasses.field(default_factory=list)
+    blocked: pulumi.Input[bool] = False
 
 
 TEAM_ID = TeamMemberProvider.field("team_id")
@@ -259,6 +261,7 @@ class UserWithKey(pulumi.ComponentResource):
                 rotate_after=args.rotate_after,
                 rotation_trigger=args.rotation_trigger,
                 rotation_grace=args.rotation_grace,
+                blocked=args.blocked,
             ),
             # LiteLLM moves a key into a team (/key/update) only when its user is a member: memberships first.
             pulumi.ResourceOptions(parent=self, depends_on=self.memberships),
