@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, UpdateResult
@@ -151,7 +151,7 @@ class KeyProvider(LiteLLMProvider):
             return UpdateResult(_outputs(news, raw, olds.get("key_response"), olds.get("key_data"), retired))
         client = client_for(news)
         try:
-            response = blocking.around(lambda on: client.key_blocked(id_, on), blocked,
+            response = blocking.around(_switch(client, id_, retired), blocked,
                                        lambda: client.key_update(id_, f.body(KEY_FIELDS, news, sent)) if sent else None)
         except NotFound:
             if not _is_gone(client, id_):
@@ -312,6 +312,21 @@ def _grace(client: LiteLLMClient, props: dict[str, Any], old: Rotation) -> bool:
     except LiteLLMError:
         pass
     return True
+
+
+def _switch(client: LiteLLMClient, key_hash: str, retired: list[str]) -> Callable[[bool], dict[str, Any]]:
+    """The kill switch of a key and of the old keys its rotations keep for a grace (an offboarded user's
+    old key must stop too); one of those already ended or deleted is fine. Answers the key's own row."""
+    def switch(blocked: bool) -> dict[str, Any]:
+        answer = client.key_blocked(key_hash, blocked)
+        for old in retired:
+            try:
+                client.key_blocked(old, blocked)
+            except NotFound:
+                pass
+        return answer
+
+    return switch
 
 
 def _match_block(client: LiteLLMClient, key_hash: str, row: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:

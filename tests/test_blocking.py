@@ -184,6 +184,29 @@ def test_a_rotation_of_a_blocked_key_yields_a_blocked_key(stacks, tap, api, lite
     assert not key_alive(api, old_hash)
 
 
+def test_blocking_also_stops_the_old_key_a_rotation_keeps_for_a_grace(stacks, tap, api, litellm, unique):
+    """An offboarded user's old key in its rotation grace must stop too; unblocking restores both."""
+    user = user_spec(unique, rotation_trigger="first", rotation_grace="1h")
+    stack = stacks([user])
+    stack.up()
+    old_raw, old_hash = stack.outputs[f"{unique}_key"], stack.resource("Key", unique).id
+    declare(stack, {**user, "rotation_trigger": "second"})
+    stack.up()
+    new_raw = stack.outputs[f"{unique}_key"]
+    assert stack.resource("Key", unique).outputs["retired_keys"] == [old_hash]
+    assert chat(litellm.url, old_raw) == (200, "") == chat(litellm.url, new_raw)  # both in the grace
+
+    declare(stack, {**user, "rotation_trigger": "second", "blocked": True})
+    tap.reset()
+    stack.up()
+    assert calls(tap) == Counter({"POST /key/block": 2, "GET /key/info": 1})
+    assert blocked_answer(litellm.url, new_raw) and blocked_answer(litellm.url, old_raw)
+
+    declare(stack, {**user, "rotation_trigger": "second", "blocked": False})
+    stack.up()
+    assert chat(litellm.url, old_raw) == (200, "") == chat(litellm.url, new_raw)
+
+
 def test_an_expired_blocked_key_is_not_recreated_unblocked(stacks, api, litellm, unique):
     user = user_spec(unique, blocked=True, duration="3s")
     stack = stacks([user])

@@ -197,7 +197,8 @@ def test_refresh_finds_drift_on_every_team_field_and_gone_objects_and_up_restore
 
 
 # ------------------------------------------------------------ order: destroy, team_id change
-def test_destroy_of_teams_users_memberships_and_team_keys_leaves_nothing_and_twice_is_fine(stacks, api, litellm, unique):
+def test_destroy_of_teams_users_memberships_and_team_keys_leaves_nothing_and_twice_is_fine(stacks, tap, api, litellm,
+                                                                                            unique):
     red, blue = team_spec(f"{unique}red"), team_spec(f"{unique}blue")
     alice = user_spec(f"{unique}a", teams=[red["team_id"], blue["team_id"]], team_id=red["team_id"])
     bob = user_spec(f"{unique}b", teams=[blue["team_id"]], team_id=blue["team_id"], auto_create_key=True)
@@ -205,8 +206,12 @@ def test_destroy_of_teams_users_memberships_and_team_keys_leaves_nothing_and_twi
     stack.up()
     hashes = [stack.resource("Key", u["user_id"]).id for u in (alice, bob)]
 
+    tap.reset()
     destroy = stack.destroy()
     assert set(destroy.ops().values()) == {"delete"}
+    # Each team and each of the 3 memberships asks /team/info first whether it still holds a key.
+    team_calls = {k: v for k, v in calls(tap).items() if "/team/" in k}
+    assert team_calls == {"GET /team/info": 5, "POST /team/delete": 2, "POST /team/member_delete": 3}
     assert not any(team_exists(api, t["team_id"]) for t in (red, blue))
     assert not any(user_exists(api, u["user_id"]) for u in (alice, bob))
     assert not any(key_alive(api, h) for h in hashes)
