@@ -3,10 +3,10 @@
 A create carries `blocked: true` in its own body when the object is declared blocked, so it never exists
 unblocked. After that the switch is thrown with /key/block and /key/unblock (for a key, also on the old
 keys its rotations keep for a grace), or /team/block and /team/unblock: the key keeps its value, so
-unblocking restores the same key. A blocked key is refused at
-once; a blocked team's keys only once the proxy's cache of the team expires (measured on LiteLLM 1.108.7:
-still answering 20 s after the block, refused 65 s after it). When other settings change in the same
-update, a block goes first and an unblock last: a failure half-way never leaves the object usable early.
+unblocking restores the same key. A blocked key is refused at once; a blocked team's keys only once the
+proxy's cache of the team expires (measured on LiteLLM 1.108.7: still answering 20 s after the block,
+refused about 60 s after it; docs/offboarding.md). When other settings change in the same update, a block
+goes first and an unblock last: a failure half-way never leaves the object usable early.
 """
 
 from __future__ import annotations

@@ -144,7 +144,8 @@ class KeyProvider(LiteLLMProvider):
         sent = [n for n in names if self.field(n).sent]
         blocked = news["blocked"] if blocking.FIELD.name in names else None  # None: the switch stays
         raw, retired = olds.get("key"), olds.get("retired_keys") or []
-        if not sent and blocked is None:  # only credentials or rotation settings changed: nothing to send, but a new url must hold it
+        if not sent and blocked is None:  # only credentials or rotation settings changed: nothing to send,
+            # but a new url must hold it
             new_url = moved(olds, news)
             if new_url and _is_gone(client_for(news), id_):
                 raise not_at(f"key {id_[:12]}... (alias {olds.get('key_alias')!r})", new_url)
@@ -191,7 +192,8 @@ class KeyProvider(LiteLLMProvider):
         raw = mint_key()
         key_hash, alias = token_hash(raw), props["key_alias"]
         body = f.body(KEY_FIELDS, props)
-        request = {**body, "key": raw, "metadata": {**body.get("metadata", {}), **PENDING}, **blocking.on_create(props)}
+        request = {**body, "key": raw, "metadata": {**body.get("metadata", {}), **PENDING},
+                   **blocking.on_create(props)}
         done = f.body(KEY_FIELDS, props, ["metadata"])  # the declared metadata replaces the marker
 
         def attempt() -> tuple[str | None, dict[str, Any]]:

@@ -50,7 +50,8 @@ class TeamProvider(LiteLLMProvider):
 
         def attempt() -> dict[str, Any]:
             metadata = {**declared["metadata"], **PENDING}
-            response = client.team_new({**f.body(TEAM_FIELDS, props), "metadata": metadata, **blocking.on_create(props)})
+            body = {**f.body(TEAM_FIELDS, props), "metadata": metadata, **blocking.on_create(props)}
+            response = client.team_new(body)
             finish(lambda: client.team_update({"team_id": team_id, **declared}))
             return response
 
@@ -76,7 +77,8 @@ class TeamProvider(LiteLLMProvider):
         names = f.changed(TEAM_FIELDS, olds, news)
         sent = [n for n in names if self.field(n).sent]
         blocked = news["blocked"] if blocking.FIELD.name in names else None  # None: the switch stays
-        if not sent and blocked is None:  # only credentials changed: nothing to change on the proxy, but a new url must hold it
+        if not sent and blocked is None:  # only credentials changed: nothing to change on the proxy,
+            # but a new url must hold it
             new_url = moved(olds, news)
             if new_url and _info_or_none(client_for(news), id_) is None:
                 raise not_at(f"team {id_!r}", new_url)
@@ -124,10 +126,13 @@ class TeamProvider(LiteLLMProvider):
         return live
 
     @staticmethod
-    def _apply(client: LiteLLMClient, team_id: str, props: dict[str, Any], sent: list[str], blocked: bool | None) -> None:
+    def _apply(client: LiteLLMClient, team_id: str, props: dict[str, Any], sent: list[str],
+               blocked: bool | None) -> None:
         """The changed settings (one /team/update, if any) and the kill switch (None: left as it is)."""
-        blocking.around(lambda on: client.team_blocked(team_id, on), blocked,
-                        lambda: client.team_update({"team_id": team_id, **f.body(TEAM_FIELDS, props, sent)}) if sent else None)
+        def change() -> Any:
+            return client.team_update({"team_id": team_id, **f.body(TEAM_FIELDS, props, sent)}) if sent else None
+
+        blocking.around(lambda on: client.team_blocked(team_id, on), blocked, change)
 
 
 def _info_or_none(client: LiteLLMClient, team_id: str) -> dict[str, Any] | None:
