@@ -25,7 +25,7 @@ import pulumi
 
 import roster
 from components import UserWithKey, UserWithKeyArgs
-from components.user_with_key import INPUTS
+from components.user_with_key import INPUTS, PLACEHOLDER_MODEL, admin_warning, placeholder_warning
 from providers import Team, TeamArgs
 from providers import fields as f
 from providers.ledger import Ledger, LedgerArgs
@@ -261,6 +261,21 @@ def config_values(config: pulumi.Config) -> dict[str, Any]:
     values: dict[str, Any] = {f"litellm:{name}": config.get_object(name) for name in ("users", "teams", "user_defaults")}
     values.update({f"litellm:{name}": config.get(name) for name in ("users_file", "teams_file", "max_deletions")})
     return values
+
+
+def _placeholder_models(user: dict[str, Any]) -> bool:
+    models = user.get("models", [PLACEHOLDER_MODEL])  # unset: the module's default
+    return isinstance(models, list) and PLACEHOLDER_MODEL in models
+
+
+def config_warnings(users: Any) -> list[str]:
+    """What is valid but most likely not meant, naming the users (by resource name): the legacy role
+    `admin`, which is proxy_admin, and keys left at the module's placeholder models, which call nothing."""
+    entries = [u for u in users if isinstance(u, dict) and (u.get("name") or u.get("user_id"))] \
+        if isinstance(users, list) else []
+    admins = [resource_name(u) for u in entries if u.get("user_role") == "admin"]
+    idle = [resource_name(u) for u in entries if _placeholder_models(u)]
+    return ([admin_warning(admins)] if admins else []) + ([placeholder_warning(idle)] if idle else [])
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from providers.team_member import TeamMemberProvider
 from providers.user import UserProvider
 
 TYPE_TOKEN = "litellm:index:UserWithKey"
+PLACEHOLDER_MODEL = "fake_model"  # the module's default for `models` and `user_models`: no proxy serves it
 
 
 def _reject_unknown_names(cls: type) -> type:
@@ -43,7 +44,8 @@ class UserWithKeyArgs:
     New: `adopt_existing` opts in to take over a user (and its key, by alias, and its memberships) that
     already exists on the proxy instead of failing with 409; `rotate_after`, `rotation_trigger` and
     `rotation_grace` rotate the key (docs/rotation.md); `teams` lists the ids of the teams the user
-    is a member of (role `user`), one `TeamMember` each.
+    is a member of (role `user`), one `TeamMember` each; `blocked` is the key's kill switch (true: the
+    key is refused at once; false again: the same key works again).
     """
 
     url: pulumi.Input[str]
@@ -58,20 +60,21 @@ class UserWithKeyArgs:
     max_parallel_requests: pulumi.Input[int] = 100
     metadata: pulumi.Input[Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     model_max_budget: pulumi.Input[Mapping[str, Any]] = dataclasses.field(default_factory=dict)
-    models: pulumi.Input[list[str]] = dataclasses.field(default_factory=lambda: ["fake_model"])
+    models: pulumi.Input[list[str]] = dataclasses.field(default_factory=lambda: [PLACEHOLDER_MODEL])
     rpm_limit: pulumi.Input[int] = 1000
     spend: pulumi.Input[float] = 0
     team_id: Optional[pulumi.Input[str]] = None
     tpm_limit: pulumi.Input[int] = 100000
     user_alias: Optional[pulumi.Input[str]] = None
     user_max_budget: pulumi.Input[float] = 0
-    user_models: pulumi.Input[list[str]] = dataclasses.field(default_factory=lambda: ["fake_model"])
+    user_models: pulumi.Input[list[str]] = dataclasses.field(default_factory=lambda: [PLACEHOLDER_MODEL])
     user_role: pulumi.Input[str] = "app_user"
     adopt_existing: pulumi.Input[bool] = False
     rotate_after: Optional[pulumi.Input[str]] = None
     rotation_trigger: Optional[pulumi.Input[str]] = None
     rotation_grace: Optional[pulumi.Input[str]] = None
     teams: list[str] = dataclasses.field(default_factory=list)
+    blocked: pulumi.Input[bool] = False
 
 
 TEAM_ID = TeamMemberProvider.field("team_id")
@@ -141,6 +144,23 @@ def _warn_legacy(users: Mapping[str, str]) -> None:
         f"{len(users)} user(s): {named}. 'app_user' is the module's default when user_role is not set; "
         f"set user_role to one of {', '.join(f.ROLES)} to silence this"
     )
+    admins = [name for name, role in users.items() if f.LEGACY_ROLES.get(role) == "proxy_admin"]
+    if admins:
+        pulumi.log.warn(admin_warning(admins))
+
+
+def admin_warning(names: list[str]) -> str:
+    """The legacy `admin` reads like an ordinary role but is proxy_admin: say so, naming the users."""
+    return (f"user_role 'admin' (the module's legacy name) is proxy_admin, full administration of the proxy "
+            f"(every user, key and team, and the proxy's settings), for {len(names)} user(s): "
+            f"{', '.join(map(repr, names))}; write user_role: proxy_admin if that is meant, else a lesser role")
+
+
+def placeholder_warning(names: list[str]) -> str:
+    """A key left at the module's placeholder models can call no model: say so, naming the users."""
+    return (f"models: the key of {len(names)} user(s) is left at the module's placeholder "
+            f"[{PLACEHOLDER_MODEL!r}], which no model of the proxy answers to, so it can call no model: "
+            f"{', '.join(map(repr, names))}; set models to the models the key may call")
 
 
 def resolve_role(role: Any, name: str = "") -> Any:
@@ -259,6 +279,7 @@ class UserWithKey(pulumi.ComponentResource):
                 rotate_after=args.rotate_after,
                 rotation_trigger=args.rotation_trigger,
                 rotation_grace=args.rotation_grace,
+                blocked=args.blocked,
             ),
             # LiteLLM moves a key into a team (/key/update) only when its user is a member: memberships first.
             pulumi.ResourceOptions(parent=self, depends_on=self.memberships),

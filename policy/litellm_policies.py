@@ -60,7 +60,8 @@ WILDCARD_MODELS = ("*", "all-proxy-models")
 
 DURATION_PATTERN = f"{DURATION_RE.pattern}|^({'|'.join(NAMED_DURATIONS)})$"
 
-DEFAULT_ALIAS_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+# A name, or an EPPN (`jdoe@example.edu`): the default alias is the user_id, which is often an EPPN.
+DEFAULT_ALIAS_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}(@[a-z0-9-]+(\.[a-z0-9-]+)+)?$"
 
 # Each policy's parameters and their defaults (the config schema's `default`s).
 DEFAULTS: dict[str, dict[str, Any]] = {

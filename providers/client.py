@@ -271,6 +271,11 @@ class LiteLLMClient:
         delete whose answer was lost)."""
         self._delete(f"delete key {_short(key_hash)}", "/key/delete", {"keys": [key_hash]})
 
+    def key_blocked(self, key_hash: str, blocked: bool) -> dict[str, Any]:
+        """/key/block or /key/unblock: the key keeps its value (unblocking restores the same key)."""
+        action = "block" if blocked else "unblock"
+        return self._call(f"{action} key {_short(key_hash)}", "POST", f"/key/{action}", body={"key": key_hash})
+
     def keys_with_alias(self, alias: str) -> list[dict[str, Any]]:
         """The keys (rows with hashed tokens) whose alias is `alias`: at most one, aliases are unique."""
         found = self._call(
@@ -313,6 +318,12 @@ class LiteLLMClient:
         """Deleting a team that is already gone succeeds (LiteLLM answers 404). LiteLLM deletes the team's
         keys with it."""
         self._delete(f"delete team {team_id!r}", "/team/delete", {"team_ids": [team_id]})
+
+    def team_blocked(self, team_id: str, blocked: bool) -> dict[str, Any]:
+        """/team/block or /team/unblock. The team's keys follow only once the proxy's cache of the team
+        expires (tens of seconds on LiteLLM 1.108.7)."""
+        action = "block" if blocked else "unblock"
+        return self._call(f"{action} team {team_id!r}", "POST", f"/team/{action}", body={"team_id": team_id})
 
     def team_member_add(self, team_id: str, user_id: str, role: str) -> dict[str, Any]:
         """Not retried blindly (a second add answers 400 "already in team", raised as Conflict)."""

@@ -224,6 +224,11 @@ def boolean(value: Any) -> bool:
     return value
 
 
+def flag(value: Any) -> bool:
+    """A switch that is off unless set: LiteLLM reports a key never blocked as `blocked: null`."""
+    return False if value is None else boolean(value)
+
+
 # ------------------------------------------------------------------- fields
 @dataclasses.dataclass(frozen=True)
 class Field:

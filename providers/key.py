@@ -7,7 +7,7 @@ Two ways to create one:
 - adopt: `existing_key` is a raw key minted elsewhere (the user's auto-created key from /user/new); the
   declared settings are applied to it with /key/update, so it is managed for its whole life either way.
 Rotation (`rotate_after`, `rotation_trigger`, expiry) is a create-before-delete replacement: see `_rotate`
-and providers/rotation.py.
+and providers/rotation.py; the new key is generated blocked when the key is declared `blocked`.
 `spend` and `duration` are sent on create and afterwards only when their declared value changes: sending
 them again would reset the key's spend or push its expiry out from now.
 """
@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
+from . import blocking, rotation
 from . import fields as f
 from . import payload, rotation, snapshot
 from .base import (ChangeSet, LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered,
@@ -55,6 +56,8 @@ KEY_FIELDS: tuple[f.Field, ...] = (
     f.Field("rotate_after", f.duration, sent=False, live=False),
     f.Field("rotation_trigger", f.optional(f.text()), sent=False, live=False, replaces=True),
     f.Field("rotation_grace", f.duration, sent=False, live=False),
+    # The kill switch (providers/blocking.py): sent in /key/generate's body, later with /key/block|unblock.
+    blocking.FIELD,
 )
 SECRET_OUTPUTS = ["token", "existing_key", "key", "key_response"]
 
@@ -98,7 +101,7 @@ class KeyProvider(LiteLLMProvider):
         if raw:
             minted = token_hash(raw)
             try:
-                response = client.key_update(minted, _settings(props))
+                response = _match_block(client, minted, client.key_update(minted, _settings(props)), props)
             except NotFound:
                 if not _is_gone(client, minted):
                     raise  # a 404 about something else (e.g. a team_id that does not exist)
@@ -145,16 +148,20 @@ class KeyProvider(LiteLLMProvider):
         return ReadResult(id_, self.stored({**props, **f.live_values(KEY_FIELDS, info), "key_data": key_data}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        sent = [n for n in f.changed(KEY_FIELDS, olds, news) if self.field(n).sent]
+        names = f.changed(KEY_FIELDS, olds, news)
+        sent = [n for n in names if self.field(n).sent]
+        blocked = news["blocked"] if blocking.FIELD.name in names else None  # None: the switch stays
         raw, retired = olds.get("key"), olds.get("retired_keys") or []
-        if not sent:  # only credentials or rotation settings changed: nothing to send, but a new url must hold it
+        if not sent and blocked is None:  # only credentials or rotation settings changed: nothing to send,
+            # but a new url must hold it
             new_url = moved(olds, news)
             if new_url and _is_gone(client_for(news), id_):
                 raise not_at(f"key {id_[:12]}... (alias {olds.get('key_alias')!r})", new_url)
             return UpdateResult(_outputs(news, raw, olds.get("key_response"), olds.get("key_data"), retired))
         client = client_for(news)
         try:
-            response = client.key_update(id_, f.body(KEY_FIELDS, news, sent))
+            response = blocking.around(_switch(client, id_, retired), blocked,
+                                       lambda: client.key_update(id_, f.body(KEY_FIELDS, news, sent)) if sent else None)
         except NotFound:
             if not _is_gone(client, id_):
                 raise  # a 404 about something else (e.g. a team_id that does not exist): LiteLLM's words
@@ -193,7 +200,8 @@ class KeyProvider(LiteLLMProvider):
         raw = mint_key()
         key_hash, alias = token_hash(raw), props["key_alias"]
         body = f.body(KEY_FIELDS, props)
-        request = {**body, "key": raw, "metadata": {**body.get("metadata", {}), **PENDING}}
+        request = {**body, "key": raw, "metadata": {**body.get("metadata", {}), **PENDING},
+                   **blocking.on_create(props)}
         done = f.body(KEY_FIELDS, props, ["metadata"])  # the declared metadata replaces the marker
 
         def attempt() -> tuple[str | None, dict[str, Any]]:
@@ -250,7 +258,8 @@ class KeyProvider(LiteLLMProvider):
         # proxy's accounting of real use: taking the key over must not reset it to the declared value.
         settings = {name: value for name, value in _settings(props).items() if name != "spend"}
         # Its id is the hash we found, whatever the answer holds: an empty id would fail the engine's step.
-        return None, {**client.key_update(row["token"], settings), "token": row["token"], "adopted": True}
+        response = _match_block(client, row["token"], client.key_update(row["token"], settings), props)
+        return None, {**response, "token": row["token"], "adopted": True}
 
 
 def _info_unless_gone(client: LiteLLMClient, key_hash: str) -> dict[str, Any] | None:
@@ -315,6 +324,27 @@ def _grace(client: LiteLLMClient, props: dict[str, Any], old: Rotation) -> bool:
     return True
 
 
+def _switch(client: LiteLLMClient, key_hash: str, retired: list[str]) -> Callable[[bool], dict[str, Any]]:
+    """The kill switch of a key and of the old keys its rotations keep for a grace (an offboarded user's
+    old key must stop too); one of those already ended or deleted is fine. Answers the key's own row."""
+    def switch(blocked: bool) -> dict[str, Any]:
+        answer = client.key_blocked(key_hash, blocked)
+        for old in retired:
+            try:
+                client.key_blocked(old, blocked)
+            except NotFound:
+                pass
+        return answer
+
+    return switch
+
+
+def _match_block(client: LiteLLMClient, key_hash: str, row: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+    """A key taken over (minted by /user/new, or adopted by alias) blocked or unblocked as declared; the
+    answer of the last call that changed it."""
+    return client.key_blocked(key_hash, props["blocked"]) if blocking.differs(row, props) else row
+
+
 def _is_gone(client: LiteLLMClient, key_hash: str) -> bool:
     return _info_unless_gone(client, key_hash) is None
 
@@ -360,6 +390,7 @@ class KeyArgs:
     rotate_after: Optional[pulumi.Input[str]] = None  # a LiteLLM duration such as "90d"
     rotation_trigger: Optional[pulumi.Input[str]] = None  # any new value rotates the key
     rotation_grace: Optional[pulumi.Input[str]] = None  # how long the old key keeps working
+    blocked: pulumi.Input[bool] = False  # the kill switch: refused at once, the same key back when false
 
 
 class Key(Resource, module="litellm", name="Key"):

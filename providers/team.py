@@ -2,7 +2,8 @@
 
 Outputs are the canonical inputs plus `team_data` (/team/info: the team row, its keys by hash and its
 memberships). `team_id` is the identity: a change replaces the team. LiteLLM deletes a team's keys with
-the team, so a key that names a team of the stack depends on it and is deleted (or moved) first.
+the team, so a key that names a team of the stack depends on it and is deleted (or moved) first, and a
+Delete is refused while the team still holds a key (providers/team_keys.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Optional
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
+from . import blocking, team_keys
 from . import fields as f
 from .base import LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
@@ -32,6 +34,8 @@ TEAM_FIELDS: tuple[f.Field, ...] = (
     f.Field("max_parallel_requests", f.count, live=False),
     f.Field("metadata", f.json_map, cleared={}),
     f.Field("adopt_existing", f.boolean, required=True, sent=False, live=False, diffed=False, default=False),
+    # The kill switch (providers/blocking.py): sent in /team/new's body, later with /team/block|unblock.
+    blocking.FIELD,
 )
 SECRET_OUTPUTS = ["token"]
 
@@ -46,7 +50,8 @@ class TeamProvider(LiteLLMProvider):
 
         def attempt() -> dict[str, Any]:
             metadata = {**declared["metadata"], **PENDING}
-            response = client.team_new({**f.body(TEAM_FIELDS, props), "metadata": metadata})
+            body = {**f.body(TEAM_FIELDS, props), "metadata": metadata, **blocking.on_create(props)}
+            response = client.team_new(body)
             finish(lambda: client.team_update({"team_id": team_id, **declared}))
             return response
 
@@ -69,15 +74,18 @@ class TeamProvider(LiteLLMProvider):
         return ReadResult(id_, self.stored({**props, **live, "team_data": f.compact(team_data)}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        sent = [n for n in f.changed(TEAM_FIELDS, olds, news) if self.field(n).sent]
-        if not sent:  # only credentials changed: nothing to change on the proxy, but a new url must hold it
+        names = f.changed(TEAM_FIELDS, olds, news)
+        sent = [n for n in names if self.field(n).sent]
+        blocked = news["blocked"] if blocking.FIELD.name in names else None  # None: the switch stays
+        if not sent and blocked is None:  # only credentials changed: nothing to change on the proxy,
+            # but a new url must hold it
             new_url = moved(olds, news)
             if new_url and _info_or_none(client_for(news), id_) is None:
                 raise not_at(f"team {id_!r}", new_url)
             return UpdateResult(_outputs(news, olds.get("team_data")))
         client = client_for(news)
         try:
-            client.team_update({"team_id": id_, **f.body(TEAM_FIELDS, news, sent)})
+            self._apply(client, id_, news, sent, blocked)
         except NotFound:
             raise LiteLLMError(
                 "update team",
@@ -88,7 +96,14 @@ class TeamProvider(LiteLLMProvider):
         return UpdateResult(_outputs(news, read_back(client.team_info, id_)))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        current_client_for(props).team_delete(id_)  # a team already gone is fine: deleting twice is safe
+        """Refused while the team holds keys (LiteLLM would delete them with it): providers/team_keys.py.
+        A team already gone is fine: deleting twice is safe."""
+        client = current_client_for(props)
+        keys = team_keys.team_keys(client, id_)
+        if keys is None:
+            return
+        team_keys.refuse_team_delete(keys, id_)
+        client.team_delete(id_)
 
     def _adopt(self, client: LiteLLMClient, props: dict[str, Any], err: Conflict) -> dict[str, Any]:
         """Take over a team that already exists, if the program opted in; reconcile it to the declaration."""
@@ -104,11 +119,20 @@ class TeamProvider(LiteLLMProvider):
 
     def _reconcile(self, client: LiteLLMClient, props: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
         """Bring a team that exists to the declared values (one /team/update, only when something differs;
-        a pending marker in its metadata differs from any declared metadata)."""
-        sent = [n for n in f.changed(TEAM_FIELDS, f.live_values(TEAM_FIELDS, live), props) if self.field(n).sent]
-        if sent:
-            client.team_update({"team_id": props["team_id"], **f.body(TEAM_FIELDS, props, sent)})
+        a pending marker in its metadata differs from any declared metadata), blocked or not as declared."""
+        drift = f.changed(TEAM_FIELDS, f.live_values(TEAM_FIELDS, live), props)
+        blocked = props["blocked"] if blocking.FIELD.name in drift else None
+        self._apply(client, props["team_id"], props, [n for n in drift if self.field(n).sent], blocked)
         return live
+
+    @staticmethod
+    def _apply(client: LiteLLMClient, team_id: str, props: dict[str, Any], sent: list[str],
+               blocked: bool | None) -> None:
+        """The changed settings (one /team/update, if any) and the kill switch (None: left as it is)."""
+        def change() -> Any:
+            return client.team_update({"team_id": team_id, **f.body(TEAM_FIELDS, props, sent)}) if sent else None
+
+        blocking.around(lambda on: client.team_blocked(team_id, on), blocked, change)
 
 
 def _info_or_none(client: LiteLLMClient, team_id: str) -> dict[str, Any] | None:
@@ -138,6 +162,7 @@ class TeamArgs:
     max_parallel_requests: Optional[pulumi.Input[int]] = None
     metadata: Optional[pulumi.Input[dict]] = None
     adopt_existing: pulumi.Input[bool] = False
+    blocked: pulumi.Input[bool] = False  # the kill switch; its keys follow once the proxy's cache expires
 
 
 class Team(Resource, module="litellm", name="Team"):

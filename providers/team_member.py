@@ -15,7 +15,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from . import snapshot
+from . import snapshot, team_keys
 from .base import LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import CreateProtocol
@@ -88,8 +88,14 @@ class TeamMemberProvider(LiteLLMProvider):
         return UpdateResult(_outputs(news, read_back(_reader(client, news), news["user_id"])))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        # Not in the team, or the team is gone: fine, deleting twice is safe.
-        current_client_for(props).team_member_delete(props["team_id"], props["user_id"])
+        """Refused while the user holds a key in the team (LiteLLM would delete it): providers/team_keys.py.
+        Not in the team, or the team is gone: fine, deleting twice is safe."""
+        client = current_client_for(props)
+        keys = team_keys.team_keys(client, props["team_id"])
+        if keys is None:
+            return
+        team_keys.refuse_member_delete(keys, props["team_id"], props["user_id"])
+        client.team_member_delete(props["team_id"], props["user_id"])
 
     def _add(self, client: LiteLLMClient, props: dict[str, Any]) -> dict[str, Any]:
         """/team/member_add under the create protocol (providers/create.py); returns the membership as it

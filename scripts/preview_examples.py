@@ -238,6 +238,9 @@ def examples() -> list[tuple[str, str, str]]:
     team_users = copy.deepcopy(base)
     next(u for u in team_users if u["user_id"] == "dev-bob")["teams"] = []
     team_change = program(team_users, teams=team_teams)
+    blocked_users = copy.deepcopy(base)
+    next(u for u in blocked_users if u["user_id"] == "dev-bob")["blocked"] = True
+    blocked = program(blocked_users)
 
     return [
         ("An added user",
@@ -262,6 +265,11 @@ def examples() -> list[tuple[str, str, str]]:
          "place with only those two fields; bob's TeamMember is deleted (/team/member_delete), and nothing else "
          "changes.",
          render_preview(before, team_change)),
+        ("A user blocked (offboarding, step 1)",
+         "A merge request sets `blocked: true` on `dev-bob` (see [offboarding.md](offboarding.md)). Only his Key "
+         "changes, in place: applying it sends /key/block, the key is refused at once, and `blocked: false` "
+         "later restores the same key. His user and membership stay until his entry is removed.",
+         render_preview(before, blocked)),
         ("A change the policy pack stops",
          "A merge request adds `dev-erin` with `duration: null` (a key that never expires) and no `max_budget`. "
          "The preview shows the creates and the policy violations; mandatory ones fail the job, so the "

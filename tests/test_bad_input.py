@@ -66,6 +66,7 @@ REACHES: dict[str, list[tuple[str, str]]] = {
     "rotate_after": [("Key", "rotate_after")],
     "rotation_trigger": [("Key", "rotation_trigger")],
     "rotation_grace": [("Key", "rotation_grace")],
+    "blocked": [("Key", "blocked")],
     "teams": [],  # plain team ids only (they name the memberships): checked at construction, each entry by
                   # TeamMember.team_id's check (TEAM_CATALOGUE) once registered
 }
@@ -184,6 +185,9 @@ CATALOGUE: list[Bad] = [
     Bad("rotation_trigger", 20261201, ID, "a number, not a string"),
     Bad("rotation_grace", "1 day", DURATION, "words"),
     Bad("rotation_grace", "-5m", DURATION, "negative"),
+    Bad("blocked", "yes", BOOL, "a string"),
+    Bad("blocked", 1, BOOL, "a number"),
+    Bad("blocked", [True], BOOL, "a list"),
     Bad("teams", "research", TEAMS, "a string, not a list"),
     Bad("teams", [""], TEAMS + "; teams[0] must be a non-blank string", "a blank team id"),
     Bad("teams", ["red", "red"], TEAMS + "; teams[1] 'red' is listed twice", "the same team twice"),
@@ -226,6 +230,8 @@ TEAM_CATALOGUE: list[BadTeam] = [
     BadTeam("Team", "max_parallel_requests", -2, NUMBER, "negative"),
     BadTeam("Team", "metadata", "cost_center=42", MAP, "a string, not a map"),
     BadTeam("Team", "adopt_existing", "yes", BOOL, "a string"),
+    BadTeam("Team", "blocked", "true", BOOL, "a string"),
+    BadTeam("Team", "blocked", 0, BOOL, "a number"),
     BadTeam("TeamMember", "url", "http://proxy.example.org/ui", URL, "a path"),
     BadTeam("TeamMember", "token", 12345, TOKEN_OK, "wrong type"),
     BadTeam("TeamMember", "team_id", "", TEXT, "empty team id"),
@@ -283,6 +289,11 @@ STACK_CATALOGUE = [
              teams=[{"team_id": "red", "max_budget": -1}]),
     BadStack("the same team_id twice", [], "litellm:teams[1] (team_id 'red'): team_id 'red' is already used by litellm:teams[0]",
              teams=[{"team_id": "red"}, {"team_id": "red", "name": "red2"}]),
+    BadStack("a user's kill switch that is not true or false", [_user("ann", blocked="no")],
+             "litellm:users[0] (user_id 'ann'): blocked must be true or false; got 'no'"),
+    BadStack("a team's kill switch that is not true or false", [],
+             "litellm:teams[0] (team_id 'red'): blocked must be true or false; got 'yes'",
+             teams=[{"team_id": "red", "blocked": "yes"}]),
     BadStack("a key in a team of the stack whose user is not a member", [_user("ann", team_id="red")],
              "litellm:users[0] (user_id 'ann'): the key's team_id 'red' is a team of this stack the user is not "
              "a member of; add 'red' to the user's teams", teams=[{"team_id": "red"}]),

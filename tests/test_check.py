@@ -70,6 +70,10 @@ def test_a_broken_stack_gets_every_error_naming_its_entry(project: Path) -> None
         "  litellm:users[1] (user_id 'bob'): user_email must be an email address such as 'name@example.org'; "
         "got 'bob@example'",
         "  litellm:users[3] (user_id 'carol'): max_budget must be a number >= 0; got -5",
+        # none of them sets `models`: a warning, which never changes the exit status
+        "Pulumi.broken.yaml: warning: models: the key of 4 user(s) is left at the module's placeholder "
+        "['fake_model'], which no model of the proxy answers to, so it can call no model: 'ann', 'bob', 'dan', "
+        "'carol'; set models to the models the key may call",
     ]
 
 
@@ -147,5 +151,45 @@ def test_an_inline_list_near_the_cap_gets_a_warning(project: Path) -> None:
     done = check(project, "--stack", "big")
     assert (done.returncode, done.stdout) == (0, "Pulumi.big.yaml: ok\n")
     assert done.stderr == (
-        "warning: the stack config is 99,899 bytes in PULUMI_CONFIG, the environment variable the engine starts the "
+        "Pulumi.big.yaml: warning: the stack config is 99,899 bytes in PULUMI_CONFIG, the environment variable the engine starts the "
         "program with; Linux allows 131,057. Move the users to a roster file: litellm:users_file (docs/rosters.md)\n")
+
+
+RISKY = """\
+config:
+  litellm:url: http://127.0.0.1:4000
+  litellm:users:
+    - user_id: jdoe@example.edu
+      user_email: jdoe@example.edu
+      user_role: admin
+      models: [fake-gpt-4o]
+    - user_id: ann
+      name: ann-admin
+      user_email: ann@example.org
+      user_role: admin
+    - user_id: bob
+      user_email: bob@example.org
+      user_role: proxy_admin
+      models: [fake-gpt-4o, fake_model]
+    - user_id: cid
+      user_email: cid@example.org
+      user_role: internal_user
+      models: [fake-gpt-4o]
+"""
+
+
+def test_a_legacy_admin_and_keys_at_the_placeholder_models_warn_naming_the_users(project: Path) -> None:
+    """Valid, so exit 0, but `admin` is proxy_admin (full administration of the proxy), and a key left at
+    `fake_model` can call nothing: each warns once, naming the users (by resource name)."""
+    (project / "Pulumi.risky.yaml").write_text(RISKY)
+    done = check(project, "--stack", "risky")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Pulumi.risky.yaml: ok\n"
+    assert done.stderr.splitlines() == [
+        "Pulumi.risky.yaml: warning: user_role 'admin' (the module's legacy name) is proxy_admin, full "
+        "administration of the proxy (every user, key and team, and the proxy's settings), for 2 user(s): "
+        "'jdoe@example.edu', 'ann-admin'; write user_role: proxy_admin if that is meant, else a lesser role",
+        "Pulumi.risky.yaml: warning: models: the key of 2 user(s) is left at the module's placeholder "
+        "['fake_model'], which no model of the proxy answers to, so it can call no model: 'ann-admin', 'bob'; "
+        "set models to the models the key may call",
+    ]

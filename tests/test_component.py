@@ -72,7 +72,7 @@ def test_defaults_are_the_modules() -> None:
                     max_parallel_requests=100, metadata={}, model_max_budget={}, models=["fake_model"],
                     rpm_limit=1000, spend=0, team_id=None, tpm_limit=100000, user_alias=None, user_max_budget=0,
                     user_models=["fake_model"], user_role="app_user", adopt_existing=False,
-                    rotate_after=None, rotation_trigger=None, rotation_grace=None, teams=[])
+                    rotate_after=None, rotation_trigger=None, rotation_grace=None, teams=[], blocked=False)
     assert {k: getattr(args, k) for k in expected} == expected
     assert {f.name for f in dataclasses.fields(args)} == set(expected) | {"url", "token", "user_id", "user_email"}
 

@@ -62,7 +62,7 @@ def test_every_error_of_the_config_is_reported_in_one_run() -> None:
 def test_a_name_far_from_any_input_lists_the_accepted_ones() -> None:
     message = stack_error([user("ann", frobnicate=1)])
     assert message.startswith("litellm:users[0] (user_id 'ann'): unknown input 'frobnicate'; accepted: "
-                              "adopt_existing, auto_create_key, budget_duration, duration, key_alias, "), message
+                              "adopt_existing, auto_create_key, blocked, budget_duration, duration, key_alias, "), message
     assert message.endswith(", user_max_budget, user_models, user_role"), message
 
 
@@ -143,6 +143,18 @@ def test_the_legacy_role_warning_comes_once_per_run_naming_its_users(tmp_path: P
         assert "'ann' (app_user), 'bob' (admin), 'dee' (app_owner)" in legacy[0], legacy[0]
         assert "'cid'" not in legacy[0]
         assert "app_user -> internal_user_viewer" in legacy[0]
+
+
+def test_a_legacy_admin_warns_at_preview_that_it_is_proxy_admin_naming_the_users(tmp_path: Path) -> None:
+    users = [user("ann", user_role="admin"), user("bob", user_role="proxy_admin"), user("cid", user_role="admin",
+                                                                                        name="cid-ops")]
+    stack = Stack(tmp_path, {"litellm:url": URL, "litellm:token": "sk-legacy-token", "litellm:users": users})
+    result = stack.preview()
+    admin = [m for m in result.messages if "full administration of the proxy" in m]
+    assert admin == [
+        "warning: user_role 'admin' (the module's legacy name) is proxy_admin, full administration of the proxy (every "
+        "user, key and team, and the proxy's settings), for 2 user(s): 'ann', 'cid-ops'; write user_role: "
+        "proxy_admin if that is meant, else a lesser role"], result.messages
 
 
 def test_the_dev_stack_sets_every_role_explicitly() -> None:

@@ -412,15 +412,22 @@ def test_an_email_outside_the_configured_domains_is_a_violation():
 
 
 # ---------------------------------------------------------------- key alias pattern
-@pytest.mark.parametrize("alias", ["alice", "dev-bob-key", "team.ml_01"])
+@pytest.mark.parametrize("alias", ["alice", "dev-bob-key", "team.ml_01", "jdoe@example.edu", "j.doe-2@cs.uni-x.example.ac.uk"])
 def test_aliases_matching_the_pattern_pass(alias):
     assert violations(lp.KEY_ALIAS_PATTERN, "Key", props_of(KEY, key_alias=alias)) == []
 
 
-@pytest.mark.parametrize("alias", ["Alice", "my key", "-leading", "x" * 64])
+@pytest.mark.parametrize("alias", ["Alice", "my key", "-leading", "x" * 64, "jdoe@", "jdoe@edu", "jdoe@Example.edu",
+                                   "a@b@example.edu"])
 def test_aliases_not_matching_the_pattern_are_violations(alias):
     one(violations(lp.KEY_ALIAS_PATTERN, "Key", props_of(KEY, key_alias=alias)),
         "Key 'alice'", f"key_alias {alias!r}", f"pattern {lp.DEFAULT_ALIAS_PATTERN!r}")
+
+
+def test_an_eppn_user_id_as_the_default_alias_passes_the_default_pattern():
+    """The default alias is the user_id, and university user ids are often EPPNs."""
+    assert violations(lp.KEY_ALIAS_PATTERN, "Key", props_of(KEY, key_alias=ABSENT, user_id="jdoe@example.edu")) == []
+    assert lp.DEFAULT_ALIAS_PATTERN == r"^[a-z0-9][a-z0-9._-]{0,62}(@[a-z0-9-]+(\.[a-z0-9-]+)+)?$"
 
 
 def test_the_alias_pattern_is_configurable_and_the_user_id_is_the_default_alias():

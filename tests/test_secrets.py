@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import http.server
+import json
 import logging
 import socket
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -20,11 +23,12 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import pytest
 
 from components import UserWithKeyArgs
+from components.user_with_key import validate
 from harness import EngineError, Stack, clean_env
 from providers import KeyArgs, TeamArgs, TeamMemberArgs, TeamMemberProvider, TeamProvider, UserArgs
 from providers.base import LiteLLMProvider
 from providers.client import ClientSettings, LiteLLMClient, LiteLLMError, token_hash
-from providers.key import KeyProvider
+from providers.key import KeyProvider, mint_key
 from providers.user import UserProvider
 from support import stack
 from support.passthrough import PassThrough
@@ -372,3 +376,56 @@ def test_teams_memberships_and_team_keys_never_show_secrets(tmp_path, litellm, a
             lines = log.read().decode(errors="replace").splitlines()
         assert any("/team/" in line for line in lines), "positive control: this run's team calls are in the log"
         assert [line for line in lines if leaks(line, secrets)] == []
+
+
+# ----------------------------------------------------------------- raw keys nobody told us are secret
+class _EchoingProxy(http.server.BaseHTTPRequestHandler):
+    """A proxy (or a gateway in front of one) whose error echoes the raw key it was given: LiteLLM 1.108.7
+    does not, but nothing guarantees the next version or a gateway won't."""
+
+    echoed = ""
+
+    def _answer(self) -> None:
+        body = json.dumps({"error": {"message": f"Invalid key {self.echoed}: not allowed here"}}).encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def test_a_raw_key_the_proxy_echoes_in_an_error_is_redacted() -> None:
+    """The client knows the token, not every raw key: a raw key in LiteLLM's words is removed by its shape."""
+    raw = mint_key()
+    handler = type("Echo", (_EchoingProxy,), {"echoed": raw})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = LiteLLMClient(f"http://127.0.0.1:{server.server_address[1]}", "sk-the-admin-token-0123456789")
+        with pytest.raises(LiteLLMError) as caught:
+            client.key_update(token_hash(raw), {"models": ["fake-mock"]})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert caught.value.detail == "Invalid key sk-[redacted]: not allowed here"  # positive control: LiteLLM's words
+    assert leaks(everything_about(caught.value), [raw]) == []
+
+
+def test_a_raw_key_pasted_into_an_input_is_never_shown_by_the_check_that_refuses_it() -> None:
+    """Someone pastes the leaked key into `rotation_trigger` (with the newline of the paste): the value is
+    refused, and the message shows its shape, never the key."""
+    raw = mint_key()
+    _, key_inputs = stack.wire(stack.declare("http://127.0.0.1:9", "sk-the-admin-token-0123456789", "ann"))
+    failures = KEYS.check({}, {**key_inputs, "rotation_trigger": raw + "\n"}).failures
+    assert [(f.property, f.reason) for f in failures] == [
+        ("rotation_trigger", "rotation_trigger must be a string without control characters; got 'sk-[redacted]\\n'")]
+    with pytest.raises(ValueError) as refused:  # what UserWithKey(...) runs before it registers anything
+        validate(UserWithKeyArgs(url="http://127.0.0.1:9", token="t", user_id="ann", user_email="ann@example.org",
+                                 rotation_trigger=raw + "\n"))
+    assert "rotation_trigger must be a string without control characters; got 'sk-[redacted]\\n'" in str(refused.value)
+    assert leaks(str(refused.value), [raw]) == []

@@ -15,7 +15,7 @@ import requests
 
 from harness import EngineError, Stack
 from providers import Team, TeamArgs, TeamMember, TeamMemberArgs, TeamMemberProvider, TeamProvider
-from providers.client import LiteLLMClient, NotFound
+from providers.client import LiteLLMClient, LiteLLMError, NotFound
 from support.passthrough import PassThrough
 from support.proxy_state import key_alive, user_exists
 
@@ -197,7 +197,8 @@ def test_refresh_finds_drift_on_every_team_field_and_gone_objects_and_up_restore
 
 
 # ------------------------------------------------------------ order: destroy, team_id change
-def test_destroy_of_teams_users_memberships_and_team_keys_leaves_nothing_and_twice_is_fine(stacks, api, litellm, unique):
+def test_destroy_of_teams_users_memberships_and_team_keys_leaves_nothing_and_twice_is_fine(stacks, tap, api, litellm,
+                                                                                            unique):
     red, blue = team_spec(f"{unique}red"), team_spec(f"{unique}blue")
     alice = user_spec(f"{unique}a", teams=[red["team_id"], blue["team_id"]], team_id=red["team_id"])
     bob = user_spec(f"{unique}b", teams=[blue["team_id"]], team_id=blue["team_id"], auto_create_key=True)
@@ -205,8 +206,12 @@ def test_destroy_of_teams_users_memberships_and_team_keys_leaves_nothing_and_twi
     stack.up()
     hashes = [stack.resource("Key", u["user_id"]).id for u in (alice, bob)]
 
+    tap.reset()
     destroy = stack.destroy()
     assert set(destroy.ops().values()) == {"delete"}
+    # Each team and each of the 3 memberships asks /team/info first whether it still holds a key.
+    team_calls = {k: v for k, v in calls(tap).items() if "/team/" in k}
+    assert team_calls == {"GET /team/info": 5, "POST /team/delete": 2, "POST /team/member_delete": 3}
     assert not any(team_exists(api, t["team_id"]) for t in (red, blue))
     assert not any(user_exists(api, u["user_id"]) for u in (alice, bob))
     assert not any(key_alive(api, h) for h in hashes)
@@ -329,3 +334,91 @@ def test_a_membership_with_a_budget_of_its_own_needs_adopt_existing_and_a_bare_o
     finally:
         direct.destroy()
     assert not team_exists(api, team_id)
+
+
+# ------------------------------------------------------------ what LiteLLM would delete with a team or a membership
+def test_removing_a_team_that_a_key_still_names_fails_naming_the_key_and_deletes_nothing(stacks, tap, api, litellm,
+                                                                                         unique):
+    """LiteLLM deletes a team's keys with it: the Team's Delete refuses while the team holds one."""
+    red = team_spec(f"{unique}red")
+    alice = user_spec(f"{unique}a", teams=[red["team_id"]], team_id=red["team_id"])
+    stack = stacks([red], [alice])
+    stack.up()
+    raw, key_hash = stack.outputs[f"{alice['user_id']}_key"], stack.resource("Key", alice["user_id"]).id
+
+    stack.config["litellm:teams"] = []  # the key (and the membership) still name the team
+    assert stack.preview().ops()[f"Team/{red['team_id']}"] == "delete"
+    tap.reset()
+    with pytest.raises(EngineError) as refused:
+        stack.up()
+    message = str(refused.value)
+    assert (f"team '{red['team_id']}' still holds 1 key(s): key alias '{alice['user_id']}' of user "
+            f"'{alice['user_id']}'. LiteLLM deletes a team's keys with it, so nothing was deleted") in message
+    assert raw not in message and litellm.master_key not in message
+    assert tap.count(method="POST") == 0  # nothing sent: no /team/delete
+    assert team_exists(api, red["team_id"]) and key_alive(api, key_hash)
+    assert members(api, red["team_id"]) == {alice["user_id"]: "user"}
+    assert chat(litellm.url, raw) == 200
+
+    # The order the message asks for: the key first (here: the user goes), then the team.
+    stack.config["litellm:teams"], stack.config["litellm:users"] = [red], []
+    stack.up()
+    assert not key_alive(api, key_hash) and team_exists(api, red["team_id"])
+    stack.config["litellm:teams"] = []
+    stack.up()
+    assert not team_exists(api, red["team_id"])
+
+
+def test_leaving_a_team_while_the_users_key_names_it_is_refused_before_anything_is_sent(stacks, tap, api, litellm,
+                                                                                        unique):
+    """/team/member_delete deletes the member's keys in the team: the TeamMember's Delete refuses first.
+    (For a team of the stack the config check already refuses it; this team was made outside the stack.)"""
+    outside = f"{unique}ext"
+    api.team_new({"team_id": outside})
+    try:
+        alice = user_spec(f"{unique}a", teams=[outside], team_id=outside)
+        stack = stacks([], [alice])
+        stack.up()
+        raw, key_hash = stack.outputs[f"{alice['user_id']}_key"], stack.resource("Key", alice["user_id"]).id
+
+        stack.config["litellm:users"] = [{**alice, "teams": []}]
+        tap.reset()
+        with pytest.raises(EngineError) as refused:
+            stack.up()
+        message = str(refused.value)
+        assert (f"user '{alice['user_id']}' still holds 1 key(s) in team '{outside}': key alias '{alice['user_id']}' "
+                f"of user '{alice['user_id']}'. LiteLLM deletes a member's keys in the team when it leaves, so "
+                "nothing was sent") in message
+        assert raw not in message
+        assert tap.count(path="/team/member_delete") == 0 and tap.count(method="POST") == 0
+        assert members(api, outside) == {alice["user_id"]: "user"} and key_alive(api, key_hash)
+        assert chat(litellm.url, raw) == 200
+    finally:
+        api.team_delete(outside)
+
+
+def test_our_own_retired_rotation_keys_do_not_hold_a_team(litellm, api, unique):
+    """An old key of one of our rotations (`<alias>.retired-<its hash>`) goes with the team; any other key
+    (even one whose alias only looks retired) holds it."""
+    team_id, user_id = f"{unique}red", f"{unique}a"
+    api.user_new({"user_id": user_id, "user_email": f"{user_id}@example.org", "auto_create_key": False})
+    api.team_new({"team_id": team_id})
+    api.team_member_add(team_id, user_id, "user")
+    props = {"url": litellm.url, "token": litellm.master_key, "team_id": team_id, "user_id": user_id}
+    try:
+        retired = api.key_generate({"user_id": user_id, "team_id": team_id, "key_alias": f"{user_id}.tmp"})
+        api.key_update(retired["token"], {"key_alias": f"{user_id}.retired-{retired['token'][:8]}"})
+        lookalike = api.key_generate({"user_id": user_id, "team_id": team_id, "key_alias": f"{user_id}.retired-0000abcd"})
+        with pytest.raises(LiteLLMError, match=rf"still holds 1 key\(s\)( in team '{team_id}')?: key alias "
+                                               rf"'{user_id}.retired-0000abcd' of user '{user_id}'"):
+            TeamMemberProvider().delete(f"{team_id}/{user_id}", props)
+        with pytest.raises(LiteLLMError, match=r"team '.*' still holds 1 key\(s\): key alias '.*\.retired-0000abcd'"):
+            TeamProvider().delete(team_id, props)
+        api.key_delete(lookalike["token"])
+        TeamMemberProvider().delete(f"{team_id}/{user_id}", props)
+        assert members(api, team_id) == {}
+        TeamProvider().delete(team_id, props)
+        assert not team_exists(api, team_id) and not key_alive(api, retired["token"])
+    finally:
+        api.team_delete(team_id)
+        api.user_delete(user_id)
