@@ -21,9 +21,8 @@ from typing import Any, Callable, Optional
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
-from . import blocking, rotation
+from . import blocking, payload, rotation, snapshot
 from . import fields as f
-from . import payload, rotation, snapshot
 from .base import (ChangeSet, LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered,
                    with_token)
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound, token_hash
