@@ -22,6 +22,7 @@ from urllib3.exceptions import InvalidHeader, NewConnectionError, ReadTimeoutErr
 from urllib3.util.retry import Retry
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+PAGE_SIZE = 100  # the most LiteLLM serves per page of a listing (101 is a 422)
 _RAW_KEY = re.compile(r"sk-[A-Za-z0-9_\-.~+/=]{4,}")
 
 
@@ -312,6 +313,33 @@ class LiteLLMClient:
         except LiteLLMError as err:
             if not (err.status == 400 and ("not found in team" in err.detail or "does not exist" in err.detail)):
                 raise
+
+    # ---------------------------------------------------------------- listing
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every user, paged by user_id (LiteLLM's default order, newest first, repeats and skips rows
+        across pages)."""
+        return self._paged("list users", "/user/list", "users", "page_size", {"sort_by": "user_id"})
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        """Every live key (rows with hashed tokens, never a raw key), paged by token hash."""
+        return self._paged("list keys", "/key/list", "keys", "size", {"sort_by": "token", "return_full_object": "true"})
+
+    def list_teams(self) -> list[dict[str, Any]]:
+        """Every team, paged by team_id (/v2/team/list: /team/list has no paging)."""
+        return self._paged("list teams", "/v2/team/list", "teams", "page_size", {"sort_by": "team_id"})
+
+    def _paged(self, operation: str, path: str, items: str, size: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        """All rows of a listing, PAGE_SIZE at a time (LiteLLM's maximum), in ascending order of a stable key."""
+        rows: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            query = {**params, "sort_order": "asc", "page": str(page), size: str(PAGE_SIZE)}
+            found = self._call(f"{operation} (page {page})", "GET", path, params=query)
+            batch = [row for row in (found or {}).get(items) or [] if isinstance(row, dict)]
+            rows += batch
+            if not batch or page >= int((found or {}).get("total_pages") or 0):
+                return rows
+            page += 1
 
     def budget(self) -> RetryBudget:
         """A retry budget for an operation made of several calls (see RetryBudget)."""
