@@ -15,11 +15,12 @@ import os
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 
 import pulumi
-from pulumi.dynamic import CheckResult, ConfigureRequest, DiffResult, ResourceProvider
+from pulumi.dynamic import CheckResult, ConfigureRequest, DiffResult, ReadResult, ResourceProvider
 
 from . import fields
 from .client import ClientSettings, LiteLLMClient, LiteLLMError
 
+MOVED_FROM = "LITELLM_MOVED_FROM"  # the old url, when the proxy really moved without its objects (refresh)
 # Set once per plugin process by Configure; never pickled (module state, not instance state).
 _stack_config: dict[str, Any] = {}
 
@@ -101,14 +102,40 @@ def moved(olds: Mapping[str, Any], news: Mapping[str, Any]) -> str | None:
     return new if old != new else None
 
 
-def not_at(what: str, url: str) -> LiteLLMError:
+def made_at(props: Mapping[str, Any]) -> str:
+    """The url of the proxy the object in the state was made at (or found at by the last `up`)."""
+    return fields.canonical(fields.CREDENTIALS[0], props.get("url"))
+
+
+def not_at(what: str, url: str, olds: Mapping[str, Any]) -> LiteLLMError:
     """The error for an object the state has that is not at the proxy's new url."""
     return LiteLLMError(
         "check the new url",
-        f"{what} does not exist at {url} (litellm:url changed): run `pulumi refresh` (it drops what the new "
-        "proxy does not have), then `pulumi up` creates it there",
+        f"{what} does not exist at {url} (litellm:url changed; the state has it at {made_at(olds)}). If "
+        f"litellm:url is wrong, set it back. {_moved_how(made_at(olds), url)}",
         404,
     )
+
+
+def missing(what: str, props: Mapping[str, Any], client: LiteLLMClient) -> ReadResult:
+    """A read that found nothing. Asked where the object was made, that means it is gone; asked at another
+    url (litellm:url changed), a 404 proves nothing: the wrong proxy, or one that moved without its
+    database. Refresh then keeps the object and says why, unless LITELLM_MOVED_FROM names the old url."""
+    old, asked = made_at(props), client.url
+    if asked == old or os.environ.get(MOVED_FROM, "").rstrip("/") == old:
+        return ReadResult("", {})
+    raise LiteLLMError(
+        "refresh",
+        f"{what} was not found at {asked} (litellm:url), but the state has it at {old}, where it was made: a "
+        f"404 from another proxy does not mean it was deleted, so refresh keeps it. If litellm:url is wrong, "
+        f"set it back to {old}. {_moved_how(old, asked)}",
+        404,
+    )
+
+
+def _moved_how(old: str, new: str) -> str:
+    return (f"If the proxy really moved to {new} without these objects, run `{MOVED_FROM}={old} pulumi refresh`: "
+            f"it drops what {new} does not have, and `pulumi up` then creates it there")
 
 
 def client_for(props: Mapping[str, Any]) -> LiteLLMClient:
@@ -121,7 +148,7 @@ def current_client_for(props: Mapping[str, Any], follow_url: bool = False) -> Li
     """A client for read and delete, whose props are the state's: the configured token wins when it is for
     the same proxy, so a token saved in state before the last `up` is not needed once it is revoked. With
     `follow_url` (read), the configured url and token win outright: after `litellm:url` changed, a refresh
-    asks the new proxy, and drops what is not there so that `up` creates it."""
+    asks the new proxy (and drops what is not there only when told the proxy moved: see `missing`)."""
     url = fields.unwrap_secret(props["url"]).rstrip("/")
     token = fields.unwrap_secret(props["token"])
     if follow_url and _stack_config.get("url") and _stack_config.get("token"):

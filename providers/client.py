@@ -231,6 +231,10 @@ class LiteLLMClient:
     def __repr__(self) -> str:
         return f"LiteLLMClient(url={self._url!r}, token=[secret])"
 
+    @property
+    def url(self) -> str:
+        return self._url
+
     __str__ = __repr__
 
     # ------------------------------------------------------------------ users

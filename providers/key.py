@@ -23,7 +23,8 @@ from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, Upda
 
 from . import fields as f
 from . import rotation
-from .base import ChangeSet, LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
+from .base import (ChangeSet, LiteLLMProvider, client_for, current_client_for, missing, moved, not_at, read_back,
+                   registered)
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound, token_hash
 from .create import PENDING, CreateProtocol, finish, pending
 from .rotation import Rotation
@@ -131,8 +132,12 @@ class KeyProvider(LiteLLMProvider):
         return CreateResult(key_hash, _outputs(props, raw, response, key_data, [old.old_hash] if graced else []))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        key_data = _info_unless_gone(current_client_for(props, follow_url=True), id_)
-        if key_data is None:
+        client = current_client_for(props, follow_url=True)
+        try:
+            key_data = client.key_info(id_)
+        except NotFound:
+            return missing(f"key {id_[:12]}... (alias {props.get('key_alias')!r})", props, client)
+        if (key_data.get("info") or {}).get("status") == "deleted":  # the proxy's archive: it knew the key
             return ReadResult("", {})
         info = key_data.get("info") or {}
         return ReadResult(id_, {**props, **f.live_values(KEY_FIELDS, info), "key_data": f.compact(key_data)})
@@ -143,7 +148,7 @@ class KeyProvider(LiteLLMProvider):
         if not sent:  # only credentials or rotation settings changed: nothing to send, but a new url must hold it
             new_url = moved(olds, news)
             if new_url and _is_gone(client_for(news), id_):
-                raise not_at(f"key {id_[:12]}... (alias {olds.get('key_alias')!r})", new_url)
+                raise not_at(f"key {id_[:12]}... (alias {olds.get('key_alias')!r})", new_url, olds)
             return UpdateResult(_outputs(news, raw, olds.get("key_response"), olds.get("key_data"), retired))
         client = client_for(news)
         try:

@@ -14,7 +14,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from .base import LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
+from .base import LiteLLMProvider, client_for, current_client_for, missing, moved, not_at, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import PENDING, CreateProtocol, finish, pending
 
@@ -62,9 +62,10 @@ class TeamProvider(LiteLLMProvider):
         return CreateResult(team_id, _outputs(props, read_back(client.team_info, team_id)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        team_data = _info_or_none(current_client_for(props, follow_url=True), id_)
+        client = current_client_for(props, follow_url=True)
+        team_data = _info_or_none(client, id_)
         if team_data is None:
-            return ReadResult("", {})
+            return missing(f"team {id_!r}", props, client)
         live = f.live_values(TEAM_FIELDS, team_data.get("team_info") or {})
         return ReadResult(id_, {**props, **live, "team_data": f.compact(team_data)})
 
@@ -73,7 +74,7 @@ class TeamProvider(LiteLLMProvider):
         if not sent:  # only credentials changed: nothing to change on the proxy, but a new url must hold it
             new_url = moved(olds, news)
             if new_url and _info_or_none(client_for(news), id_) is None:
-                raise not_at(f"team {id_!r}", new_url)
+                raise not_at(f"team {id_!r}", new_url, olds)
             return UpdateResult(_outputs(news, olds.get("team_data")))
         client = client_for(news)
         try:

@@ -15,7 +15,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from .base import LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
+from .base import LiteLLMProvider, client_for, current_client_for, missing, moved, not_at, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import CreateProtocol
 
@@ -60,9 +60,10 @@ class TeamMemberProvider(LiteLLMProvider):
         return CreateResult(member_id(team_id, user_id), _outputs(props, read_back(_reader(client, props), user_id)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        found = membership(current_client_for(props, follow_url=True), props["team_id"], props["user_id"])
+        client = current_client_for(props, follow_url=True)
+        found = membership(client, props["team_id"], props["user_id"])
         if found is None:
-            return ReadResult("", {})
+            return missing(f"membership of user {props['user_id']!r} in team {props['team_id']!r}", props, client)
         return ReadResult(id_, {**props, **f.live_values(MEMBER_FIELDS, found), "member_data": f.compact(found)})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -70,7 +71,7 @@ class TeamMemberProvider(LiteLLMProvider):
         if not sent:  # only credentials changed: nothing to change on the proxy, but a new url must hold it
             new_url = moved(olds, news)
             if new_url and membership(client_for(news), news["team_id"], news["user_id"]) is None:
-                raise not_at(f"membership of user {news['user_id']!r} in team {news['team_id']!r}", new_url)
+                raise not_at(f"membership of user {news['user_id']!r} in team {news['team_id']!r}", new_url, olds)
             return UpdateResult(_outputs(news, olds.get("member_data")))
         client = client_for(news)
         # /team/member_update makes a budget row for a user who is not in the team: make sure it is.

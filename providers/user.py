@@ -15,7 +15,7 @@ import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from .base import LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
+from .base import LiteLLMProvider, client_for, current_client_for, missing, moved, not_at, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import DONE, PENDING, CreateProtocol, finish, pending
 
@@ -73,10 +73,11 @@ class UserProvider(LiteLLMProvider):
         return CreateResult(props["user_id"], _outputs(props, response, read_back(client.user_info, props["user_id"])))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        client = current_client_for(props, follow_url=True)
         try:
-            user_data = current_client_for(props, follow_url=True).user_info(id_)
+            user_data = client.user_info(id_)
         except NotFound:
-            return ReadResult("", {})
+            return missing(f"user {id_!r}", props, client)
         live = f.live_values(USER_FIELDS, user_data.get("user_info") or {})
         return ReadResult(id_, {**props, **live, "user_data": f.compact(user_data)})
 
@@ -86,7 +87,7 @@ class UserProvider(LiteLLMProvider):
         if not sent:  # only credentials changed: nothing to change on the proxy, but a new url must hold it
             new_url = moved(olds, news)
             if new_url and not _exists(client_for(news), id_):
-                raise not_at(f"user {id_!r}", new_url)
+                raise not_at(f"user {id_!r}", new_url, olds)
             return UpdateResult(_outputs(news, olds.get("user_response"), olds.get("user_data")))
         if "models" in sent and not news["models"]:  # check refuses it; a guard for a diff it never saw
             raise ValueError(EMPTIED_MODELS)
