@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 import pulumi
 
 from components import UserWithKey, UserWithKeyArgs
-from components.user_with_key import INPUTS
+from components.user_with_key import INPUTS, legacy_member_name, member_name
 from providers import Team, TeamArgs
 from providers import fields as f
 from providers.team import TEAM_FIELDS
@@ -103,6 +103,39 @@ def user_errors(users: Any) -> list[str]:
     return errors + (collisions("litellm:users", users, UNIQUE, "user_id") if isinstance(users, list) else [])
 
 
+def memberships(users: Any) -> list[tuple[int, dict[str, Any], str]]:
+    """(index, entry, team_id) of every membership the users' `teams` declare, as far as they are valid."""
+    if not isinstance(users, list):
+        return []
+    return [(index, user, team) for index, user in enumerate(users)
+            if isinstance(user, dict) and isinstance(user.get("name") or user.get("user_id"), str)
+            and isinstance(user.get("teams"), list)
+            for team in user["teams"] if isinstance(team, str)]
+
+
+def member_errors(users: Any) -> list[str]:
+    """Two memberships with one resource name (`<name>/<team_id>`, so a '/' in a name or a team id): the
+    engine would refuse the second at apply time."""
+    seen: dict[str, tuple[int, str]] = {}
+    errors = []
+    for index, user, team in memberships(users):
+        name = member_name(resource_name(user), team)
+        if name in seen and seen[name][0] != index:
+            other, other_team = seen[name]
+            errors.append(f"{where('litellm:users', index, user, 'user_id')}: its membership of team {team!r} would "
+                          f"be named {name!r}, as litellm:users[{other}]'s membership of team {other_team!r}; "
+                          "resource names must be unique in the stack: give one of the two users a `name` without '/'")
+        seen.setdefault(name, (index, team))
+    return errors
+
+
+def shared_legacy_names(users: Any) -> set[str]:
+    """Legacy membership names (`<name>-<team_id>`) that two memberships share: aliasing both would be
+    refused, so neither is aliased (a delete of the old entry then releases what the new one holds)."""
+    names = [legacy_member_name(resource_name(user), team) for _, user, team in memberships(users)]
+    return {name for name in names if names.count(name) > 1}
+
+
 def report(errors: list[str]) -> str:
     """One message for every error of the config, so a single run shows them all."""
     if len(errors) == 1:
@@ -167,7 +200,7 @@ def config_errors(url: Any, users: Any, teams: Any = None) -> list[str]:
     errors = [] if url else ["set litellm:url (pulumi config set litellm:url http://host:4000) or LITELLM_URL"]
     errors += f.problems({"litellm:url": INPUTS["url"]}, {"litellm:url": url}) if url else []
     teams = [] if teams is None else teams
-    return errors + team_errors(teams) + user_errors(users) + team_key_errors(teams, users)
+    return errors + team_errors(teams) + user_errors(users) + member_errors(users) + team_key_errors(teams, users)
 
 
 def main() -> None:
@@ -188,6 +221,7 @@ def main() -> None:
         inputs = {key: value for key, value in team.items() if key != "name"}
         teams[team["team_id"]] = Team(resource_name(team), TeamArgs(url=url, token=token, **inputs))
         pulumi.export(f"{resource_name(team)}_team_data", teams[team["team_id"]].team_data)
+    shared = shared_legacy_names(users)
     for user in users:
         inputs = {key: value for key, value in user.items() if key != "name"}
         # A key or membership of a team of this stack depends on that team: LiteLLM deletes a team's keys
@@ -197,7 +231,8 @@ def main() -> None:
             inputs["team_id"] = key_team.team_id
         needed = [teams[t] for t in inputs.get("teams") or [] if isinstance(t, str) and t in teams]
         opts = pulumi.ResourceOptions(depends_on=needed) if needed else None
-        managed = UserWithKey(resource_name(user), UserWithKeyArgs(url=url, token=token, **inputs), opts)
+        managed = UserWithKey(resource_name(user), UserWithKeyArgs(url=url, token=token, **inputs), opts,
+                              shared_legacy_names=shared)
         for output in OUTPUTS:
             pulumi.export(f"{resource_name(user)}_{output}", getattr(managed, output))
 
