@@ -15,9 +15,9 @@ import os
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 
 import pulumi
-from pulumi.dynamic import CheckResult, ConfigureRequest, DiffResult, ReadResult, ResourceProvider
+from pulumi.dynamic import CheckResult, ConfigureRequest, CreateResult, DiffResult, ReadResult, ResourceProvider
 
-from . import fields
+from . import claims, fields
 from .client import ClientSettings, LiteLLMClient, LiteLLMError
 
 MOVED_FROM = "LITELLM_MOVED_FROM"  # the old url, when the proxy really moved without its objects (refresh)
@@ -57,9 +57,24 @@ class LiteLLMProvider(ResourceProvider):
         inputs, failures = fields.check(self.FIELDS, news)
         return CheckResult(inputs, failures)
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> ChangeSet:
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> ChangeSet:
         names = fields.changed(self.FIELDS, olds, news)
-        return self.change_set(names, [f.name for f in self.FIELDS if f.replaces and f.name in names])
+        return self.held(id_, olds, self.change_set(names, [f.name for f in self.FIELDS if f.replaces and f.name in names]))
+
+    # A rename must not delete what the renamed resource holds (providers/claims.py).
+    def held(self, id_: str, olds: Mapping[str, Any], result: ChangeSet) -> ChangeSet:
+        """Note the object a declared resource keeps (one it replaces, it does not keep)."""
+        if not result.replaces:
+            claims.note_held(type(self).__name__, id_, olds)
+        return result
+
+    def created(self, result: CreateResult) -> CreateResult:
+        claims.note_held(type(self).__name__, result.id, result.outs or {})
+        return result
+
+    def released(self, id_: str, props: Mapping[str, Any]) -> bool:
+        """True when another resource of this run holds the object: its Delete leaves it on the proxy."""
+        return claims.held_by_another(type(self).__name__, id_, props)
 
     def change_set(self, names: list[str], replaces: list[str]) -> ChangeSet:
         stables = [f.name for f in self.FIELDS if f.replaces and f.name not in replaces]
@@ -160,11 +175,13 @@ def current_client_for(props: Mapping[str, Any], follow_url: bool = False) -> Li
     return LiteLLMClient(url, token, ClientSettings.from_env())
 
 
-def registered(args: Any, outputs: Iterable[str], secret_outputs: list[str], opts: Optional[pulumi.ResourceOptions],
-               ) -> tuple[dict[str, Any], pulumi.ResourceOptions]:
-    """What a resource registers: every field of its Args, the token always secret, its outputs to come;
-    and its options with the outputs that are always secret."""
+def registered(name: str, args: Any, outputs: Iterable[str], secret_outputs: list[str],
+               opts: Optional[pulumi.ResourceOptions]) -> tuple[dict[str, Any], pulumi.ResourceOptions]:
+    """What a resource registers: every field of its Args, its name (which resource holds an object:
+    providers/claims.py), the token always secret, its outputs to come; and its options with the outputs
+    that are always secret."""
     props = {field.name: getattr(args, field.name) for field in dataclasses.fields(args)}
+    props[claims.NAME] = name
     props["token"] = pulumi.Output.secret(args.token)
     props.update(dict.fromkeys(outputs))
     return props, pulumi.ResourceOptions.merge(pulumi.ResourceOptions(additional_secret_outputs=secret_outputs), opts)

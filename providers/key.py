@@ -84,7 +84,7 @@ class KeyProvider(LiteLLMProvider):
         result = self.change_set(names + [n for n in due if n not in names], replaces)
         if replaces and not result.delete_before_replace:
             rotation.note_replacing(id_, olds, news, due)
-        return result
+        return self.held(id_, olds, result)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_for(props)
@@ -105,7 +105,7 @@ class KeyProvider(LiteLLMProvider):
         if not raw:
             raw, response = self._generate(client, props)
         key_hash = _identity(raw, response, props)
-        return CreateResult(key_hash, _outputs(props, raw, response, read_back(client.key_info, key_hash)))
+        return self.created(CreateResult(key_hash, _outputs(props, raw, response, read_back(client.key_info, key_hash))))
 
     def _rotate(self, client: LiteLLMClient, props: dict[str, Any], old: Rotation) -> CreateResult:
         """The next key for the same user: move the declared alias off the old key (the alias is unique),
@@ -129,7 +129,7 @@ class KeyProvider(LiteLLMProvider):
         key_hash = _identity(raw, response, props)
         graced = renamed and _grace(client, props, old)
         key_data = read_back(client.key_info, key_hash)
-        return CreateResult(key_hash, _outputs(props, raw, response, key_data, [old.old_hash] if graced else []))
+        return self.created(CreateResult(key_hash, _outputs(props, raw, response, key_data, [old.old_hash] if graced else [])))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = current_client_for(props, follow_url=True)
@@ -166,7 +166,11 @@ class KeyProvider(LiteLLMProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """Delete the key and the keys it retired earlier; but a key that a rotation retired with a grace
-        is kept (LiteLLM ends it at `expires`): only the keys it retired go. A key already gone is fine."""
+        is kept (LiteLLM ends it at `expires`): only the keys it retired go. A key already gone is fine.
+        A key another resource of this run took over stays, and so do the keys it retired (in their grace,
+        LiteLLM ends them)."""
+        if self.released(id_, props):
+            return
         client = current_client_for(props)
         if not self._in_grace(client, id_, props):
             client.key_delete(id_)
@@ -368,7 +372,7 @@ class Key(Resource, module="litellm", name="Key"):
     retired_keys: pulumi.Output[list]  # hashes of the keys it retired that are in their grace
 
     def __init__(self, resource_name: str, args: KeyArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props, opts = registered(args, ["key", "key_response", "key_data", "retired_keys"], SECRET_OUTPUTS, opts)
+        props, opts = registered(resource_name, args, ["key", "key_response", "key_data", "retired_keys"], SECRET_OUTPUTS, opts)
         if args.existing_key is not None:
             props["existing_key"] = pulumi.Output.secret(args.existing_key)
         super().__init__(KeyProvider(), resource_name, props, opts)

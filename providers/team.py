@@ -59,7 +59,7 @@ class TeamProvider(LiteLLMProvider):
             adopt=lambda _found, err: self._adopt(client, props, err),
             later="the next `pulumi up` recognises it as this stack's (by its pending marker) and carries on with it",
         ).run(client.budget())
-        return CreateResult(team_id, _outputs(props, read_back(client.team_info, team_id)))
+        return self.created(CreateResult(team_id, _outputs(props, read_back(client.team_info, team_id))))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = current_client_for(props, follow_url=True)
@@ -89,7 +89,8 @@ class TeamProvider(LiteLLMProvider):
         return UpdateResult(_outputs(news, read_back(client.team_info, id_)))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        current_client_for(props).team_delete(id_)  # a team already gone is fine: deleting twice is safe
+        if not self.released(id_, props):  # a team already gone is fine: deleting twice is safe
+            current_client_for(props).team_delete(id_)
 
     def _adopt(self, client: LiteLLMClient, props: dict[str, Any], err: Conflict) -> dict[str, Any]:
         """Take over a team that already exists, if the program opted in; reconcile it to the declaration."""
@@ -148,5 +149,5 @@ class Team(Resource, module="litellm", name="Team"):
     team_data: pulumi.Output[dict]
 
     def __init__(self, resource_name: str, args: TeamArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props, opts = registered(args, ["team_data"], SECRET_OUTPUTS, opts)
+        props, opts = registered(resource_name, args, ["team_data"], SECRET_OUTPUTS, opts)
         super().__init__(TeamProvider(), resource_name, props, opts)

@@ -57,7 +57,8 @@ class TeamMemberProvider(LiteLLMProvider):
                  if self.field(n).sent and not self.field(n).replaces]
         if drift:
             client.team_member_update(_update_body(props, drift))
-        return CreateResult(member_id(team_id, user_id), _outputs(props, read_back(_reader(client, props), user_id)))
+        return self.created(CreateResult(member_id(team_id, user_id),
+                                         _outputs(props, read_back(_reader(client, props), user_id))))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = current_client_for(props, follow_url=True)
@@ -87,7 +88,8 @@ class TeamMemberProvider(LiteLLMProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         # Not in the team, or the team is gone: fine, deleting twice is safe.
-        current_client_for(props).team_member_delete(props["team_id"], props["user_id"])
+        if not self.released(id_, props):
+            current_client_for(props).team_member_delete(props["team_id"], props["user_id"])
 
     def _add(self, client: LiteLLMClient, props: dict[str, Any]) -> dict[str, Any]:
         """/team/member_add under the create protocol (providers/create.py); returns the membership as it
@@ -181,5 +183,5 @@ class TeamMember(Resource, module="litellm", name="TeamMember"):
     def __init__(
         self, resource_name: str, args: TeamMemberArgs, opts: Optional[pulumi.ResourceOptions] = None
     ) -> None:
-        props, opts = registered(args, ["member_data"], SECRET_OUTPUTS, opts)
+        props, opts = registered(resource_name, args, ["member_data"], SECRET_OUTPUTS, opts)
         super().__init__(TeamMemberProvider(), resource_name, props, opts)

@@ -70,7 +70,7 @@ class UserProvider(LiteLLMProvider):
             _refuse_taken_alias(client, props)
             request["key_alias"] = props["key_alias"]
         response = self._create(client, props, request)
-        return CreateResult(props["user_id"], _outputs(props, response, read_back(client.user_info, props["user_id"])))
+        return self.created(CreateResult(props["user_id"], _outputs(props, response, read_back(client.user_info, props["user_id"]))))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = current_client_for(props, follow_url=True)
@@ -97,7 +97,8 @@ class UserProvider(LiteLLMProvider):
         return UpdateResult(_outputs(news, olds.get("user_response"), read_back(client.user_info, id_)))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        current_client_for(props).user_delete(id_)  # a user already gone is fine: deleting twice is safe
+        if not self.released(id_, props):  # a user already gone is fine: deleting twice is safe
+            current_client_for(props).user_delete(id_)
 
     # ----------------------------------------------------------------------
     def _adopt(self, client: LiteLLMClient, props: dict[str, Any], err: Conflict) -> dict[str, Any]:
@@ -234,5 +235,5 @@ class User(Resource, module="litellm", name="User"):
     user_data: pulumi.Output[dict]
 
     def __init__(self, resource_name: str, args: UserArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props, opts = registered(args, ["user_response", "user_data"], SECRET_OUTPUTS, opts)
+        props, opts = registered(resource_name, args, ["user_response", "user_data"], SECRET_OUTPUTS, opts)
         super().__init__(UserProvider(), resource_name, props, opts)
