@@ -25,7 +25,7 @@ import pulumi
 
 import roster
 from components import UserWithKey, UserWithKeyArgs
-from components.user_with_key import INPUTS, PLACEHOLDER_MODEL, admin_warning, placeholder_warning
+from components.user_with_key import INPUTS, PLACEHOLDER_MODEL, admin_warning, legacy_member_name, member_name, placeholder_warning
 from providers import Team, TeamArgs
 from providers import fields as f
 from providers.ledger import Ledger, LedgerArgs
@@ -117,6 +117,42 @@ def collisions(key: str, entries: list[Any], unique: Mapping[str, Callable[[dict
 def user_errors(users: Any, places: Optional[list[str]] = None) -> list[str]:
     errors = entry_errors("litellm:users", users, USER_INPUTS, "user_id", places)
     return errors + (collisions("litellm:users", users, UNIQUE, "user_id", places) if isinstance(users, list) else [])
+
+
+def memberships(users: Any) -> list[tuple[int, dict[str, Any], str]]:
+    """(index, entry, team_id) of every membership the users' `teams` declare, as far as they are valid."""
+    if not isinstance(users, list):
+        return []
+    return [(index, user, team) for index, user in enumerate(users)
+            if isinstance(user, dict) and isinstance(user.get("name") or user.get("user_id"), str)
+            and isinstance(user.get("teams"), list)
+            for team in user["teams"] if isinstance(team, str)]
+
+
+def member_errors(users: Any, places: Optional[list[str]] = None) -> list[str]:
+    """Two memberships with one resource name (`<name>/<team_id>`, so a '/' in a name or a team id): the
+    engine would refuse the second at apply time."""
+    if not isinstance(users, list):
+        return []
+    at = places_of("litellm:users", users, places)
+    seen: dict[str, tuple[int, str]] = {}
+    errors = []
+    for index, user, team in memberships(users):
+        name = member_name(resource_name(user), team)
+        if name in seen and seen[name][0] != index:
+            other, other_team = seen[name]
+            errors.append(f"{where(at[index], user, 'user_id')}: its membership of team {team!r} would "
+                          f"be named {name!r}, as {at[other]}'s membership of team {other_team!r}; "
+                          "resource names must be unique in the stack: give one of the two users a `name` without '/'")
+        seen.setdefault(name, (index, team))
+    return errors
+
+
+def shared_legacy_names(users: Any) -> set[str]:
+    """Legacy membership names (`<name>-<team_id>`) that two memberships share: aliasing both would be
+    refused, so neither is aliased (a delete of the old entry then releases what the new one holds)."""
+    names = [legacy_member_name(resource_name(user), team) for _, user, team in memberships(users)]
+    return {name for name in names if names.count(name) > 1}
 
 
 def report(errors: list[str]) -> str:
@@ -248,7 +284,7 @@ def stack_errors(url: Any, stack: Roster) -> list[str]:
     users, teams = stack.user_values(), stack.team_values()
     user_places, team_places = [e.place for e in stack.users], [e.place for e in stack.teams]
     return (url_errors(url) + stack.errors + team_errors(teams, team_places) + user_errors(users, user_places)
-            + team_key_errors(teams, users, user_places))
+            + member_errors(users, user_places) + team_key_errors(teams, users, user_places))
 
 
 def config_errors(url: Any, users: Any, teams: Any = None) -> list[str]:
@@ -304,6 +340,7 @@ def main() -> None:
                                       pulumi.ResourceOptions(depends_on=[ledger]))
         pulumi.export(f"{resource_name(team)}_team_data", teams[team["team_id"]].team_data)
     managed: dict[str, UserWithKey] = {}
+    shared = shared_legacy_names(users)
     for user in users:
         inputs = {key: value for key, value in user.items() if key != "name"}
         # A key or membership of a team of this stack depends on that team: LiteLLM deletes a team's keys
@@ -313,7 +350,8 @@ def main() -> None:
             inputs["team_id"] = key_team.team_id
         needed = [teams[t] for t in inputs.get("teams") or [] if isinstance(t, str) and t in teams]
         opts = pulumi.ResourceOptions(depends_on=[ledger, *needed])
-        managed[user["user_id"]] = UserWithKey(resource_name(user), UserWithKeyArgs(url=url, token=token, **inputs), opts)
+        managed[user["user_id"]] = UserWithKey(resource_name(user), UserWithKeyArgs(url=url, token=token, **inputs), opts,
+                                               shared_legacy_names=shared)
     # One export per output, a map by user_id (`pulumi stack output key --show-secrets --json`): five exports
     # whatever the number of users, and a map with a secret inside is stored as one secret.
     for output in OUTPUTS:

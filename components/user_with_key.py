@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Collection, Mapping, Optional
 
 import pulumi
 
@@ -75,6 +75,18 @@ class UserWithKeyArgs:
     rotation_grace: Optional[pulumi.Input[str]] = None
     teams: list[str] = dataclasses.field(default_factory=list)
     blocked: pulumi.Input[bool] = False
+
+
+def member_name(resource_name: str, team_id: str) -> str:
+    """A membership's resource name, `<the user's resource name>/<team_id>`: distinct for distinct (user,
+    team) pairs unless one of them holds a '/' (the stack's config check reports that collision)."""
+    return f"{resource_name}/{team_id}"
+
+
+def legacy_member_name(resource_name: str, team_id: str) -> str:
+    """The name memberships had before, `<name>-<team_id>` (user `a-b` in team `c` and user `a` in team
+    `b-c` both got `a-b-c`): an alias, so a stack made with it keeps its memberships with no replacement."""
+    return f"{resource_name}-{team_id}"
 
 
 TEAM_ID = TeamMemberProvider.field("team_id")
@@ -214,8 +226,11 @@ class UserWithKey(pulumi.ComponentResource):
     key_response: pulumi.Output[dict]
 
     def __init__(
-        self, resource_name: str, args: UserWithKeyArgs, opts: Optional[pulumi.ResourceOptions] = None
+        self, resource_name: str, args: UserWithKeyArgs, opts: Optional[pulumi.ResourceOptions] = None, *,
+        shared_legacy_names: Collection[str] = (),
     ) -> None:
+        """`shared_legacy_names`: legacy membership names (`legacy_member_name`) that another membership of
+        the program has too; they are not aliased, as the engine refuses one alias for two resources."""
         super().__init__(TYPE_TOKEN, resource_name, None, opts)
         validate(args, f"UserWithKey {resource_name!r}")
         if isinstance(args.user_role, str) and args.user_role in f.LEGACY_ROLES:
@@ -248,10 +263,12 @@ class UserWithKey(pulumi.ComponentResource):
         member_opts = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
         self.memberships = [
             TeamMember(
-                f"{resource_name}-{team_id}",
+                member_name(resource_name, team_id),
                 TeamMemberArgs(url=args.url, token=token, team_id=team_id, user_id=self.user.user_id,
                                adopt_existing=args.adopt_existing),
-                member_opts,
+                pulumi.ResourceOptions.merge(member_opts, pulumi.ResourceOptions(aliases=[
+                    pulumi.Alias(name=old) for old in [legacy_member_name(resource_name, team_id)]
+                    if old not in shared_legacy_names])),
             )
             for team_id in args.teams or []
         ]

@@ -17,11 +17,12 @@ import os
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 
 import pulumi
-from pulumi.dynamic import CheckResult, ConfigureRequest, DiffResult, ResourceProvider
+from pulumi.dynamic import CheckResult, ConfigureRequest, CreateResult, DiffResult, ReadResult, ResourceProvider
 
-from . import fields, payload
+from . import claims, fields, payload
 from .client import ClientSettings, LiteLLMClient, LiteLLMError
 
+MOVED_FROM = "LITELLM_MOVED_FROM"  # the old url, when the proxy really moved without its objects (refresh)
 # Set once per plugin process by Configure; never pickled (module state, not instance state).
 _stack_config: dict[str, Any] = {}
 
@@ -60,9 +61,25 @@ class LiteLLMProvider(ResourceProvider):
         inputs, failures = fields.check(self.FIELDS, news)
         return CheckResult(inputs, failures)
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> ChangeSet:
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> ChangeSet:
         names = fields.changed(self.FIELDS, with_token(olds), news)
-        return self.change_set(names, [f.name for f in self.FIELDS if f.replaces and f.name in names], olds)
+        replaces = [f.name for f in self.FIELDS if f.replaces and f.name in names]
+        return self.held(id_, olds, self.change_set(names, replaces, olds))
+
+    # A rename must not delete what the renamed resource holds (providers/claims.py).
+    def held(self, id_: str, olds: Mapping[str, Any], result: ChangeSet) -> ChangeSet:
+        """Note the object a declared resource keeps (one it replaces, it does not keep)."""
+        if not result.replaces:
+            claims.note_held(type(self).__name__, id_, olds)
+        return result
+
+    def created(self, result: CreateResult) -> CreateResult:
+        claims.note_held(type(self).__name__, result.id, result.outs or {})
+        return result
+
+    def released(self, id_: str, props: Mapping[str, Any]) -> bool:
+        """True when another resource of this run holds the object: its Delete leaves it on the proxy."""
+        return claims.held_by_another(type(self).__name__, id_, props)
 
     def change_set(self, names: list[str], replaces: list[str], olds: Mapping[str, Any]) -> ChangeSet:
         """The diff; outputs an older version stored in a larger shape are a change too (an update that
@@ -118,12 +135,17 @@ def moved(olds: Mapping[str, Any], news: Mapping[str, Any]) -> str | None:
     return new if old != new else None
 
 
-def not_at(what: str, url: str) -> LiteLLMError:
+def made_at(props: Mapping[str, Any]) -> str:
+    """The url of the proxy the object in the state was made at (or found at by the last `up`)."""
+    return fields.canonical(fields.CREDENTIALS[0], props.get("url"))
+
+
+def not_at(what: str, url: str, olds: Mapping[str, Any]) -> LiteLLMError:
     """The error for an object the state has that is not at the proxy's new url."""
     return LiteLLMError(
         "check the new url",
-        f"{what} does not exist at {url} (litellm:url changed): run `pulumi refresh` (it drops what the new "
-        "proxy does not have), then `pulumi up` creates it there",
+        f"{what} does not exist at {url} (litellm:url changed; the state has it at {made_at(olds)}). If "
+        f"litellm:url is wrong, set it back. {_moved_how(made_at(olds), url)}",
         404,
     )
 
@@ -154,6 +176,27 @@ def with_token(olds: Mapping[str, Any]) -> Mapping[str, Any]:
     return olds if "token" in olds else {**olds, "token": configured_token()}
 
 
+def missing(what: str, props: Mapping[str, Any], client: LiteLLMClient) -> ReadResult:
+    """A read that found nothing. Asked where the object was made, that means it is gone; asked at another
+    url (litellm:url changed), a 404 proves nothing: the wrong proxy, or one that moved without its
+    database. Refresh then keeps the object and says why, unless LITELLM_MOVED_FROM names the old url."""
+    old, asked = made_at(props), client.url
+    if asked == old or os.environ.get(MOVED_FROM, "").rstrip("/") == old:
+        return ReadResult("", {})
+    raise LiteLLMError(
+        "refresh",
+        f"{what} was not found at {asked} (litellm:url), but the state has it at {old}, where it was made: a "
+        f"404 from another proxy does not mean it was deleted, so refresh keeps it. If litellm:url is wrong, "
+        f"set it back to {old}. {_moved_how(old, asked)}",
+        404,
+    )
+
+
+def _moved_how(old: str, new: str) -> str:
+    return (f"If the proxy really moved to {new} without these objects, run `{MOVED_FROM}={old} pulumi refresh`: "
+            f"it drops what {new} does not have, and `pulumi up` then creates it there")
+
+
 def client_for(props: Mapping[str, Any]) -> LiteLLMClient:
     """A client with the credentials the program declared (create, update)."""
     url = fields.unwrap_secret(props["url"])
@@ -164,7 +207,7 @@ def current_client_for(props: Mapping[str, Any], follow_url: bool = False) -> Li
     """A client for read and delete, whose props are the state's: the configured token wins when it is for
     the same proxy, so a token saved in state before the last `up` is not needed once it is revoked. With
     `follow_url` (read), the configured url and token win outright: after `litellm:url` changed, a refresh
-    asks the new proxy, and drops what is not there so that `up` creates it."""
+    asks the new proxy (and drops what is not there only when told the proxy moved: see `missing`)."""
     url = fields.unwrap_secret(props["url"]).rstrip("/")
     if follow_url and _stack_config.get("url") and _stack_config.get("token"):
         return LiteLLMClient(_stack_config["url"].rstrip("/"), _stack_config["token"], ClientSettings.from_env())
@@ -177,11 +220,13 @@ def current_client_for(props: Mapping[str, Any], follow_url: bool = False) -> Li
     return LiteLLMClient(url, token, ClientSettings.from_env())
 
 
-def registered(args: Any, outputs: Iterable[str], secret_outputs: list[str], opts: Optional[pulumi.ResourceOptions],
-               ) -> tuple[dict[str, Any], pulumi.ResourceOptions]:
-    """What a resource registers: every field of its Args, the token always secret, its outputs to come;
-    and its options with the outputs that are always secret."""
+def registered(name: str, args: Any, outputs: Iterable[str], secret_outputs: list[str],
+               opts: Optional[pulumi.ResourceOptions]) -> tuple[dict[str, Any], pulumi.ResourceOptions]:
+    """What a resource registers: every field of its Args, its name (which resource holds an object:
+    providers/claims.py), the token always secret, its outputs to come; and its options with the outputs
+    that are always secret."""
     props = {field.name: getattr(args, field.name) for field in dataclasses.fields(args)}
+    props[claims.NAME] = name
     props["token"] = pulumi.Output.secret(args.token)
     props.update(dict.fromkeys(outputs))
     return props, pulumi.ResourceOptions.merge(pulumi.ResourceOptions(additional_secret_outputs=secret_outputs), opts)

@@ -14,7 +14,7 @@ import os
 import random
 import re
 import time
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -283,25 +283,6 @@ class LiteLLMClient:
         )
         return [row for row in found.get("keys", []) if isinstance(row, dict) and row.get("key_alias") == alias]
 
-    # ---------------------------------------------------------------- listing
-    def all_users(self) -> Iterator[dict[str, Any]]:
-        """Every user row, in pages of PAGE_SIZE sorted by user_id (LiteLLM's default order, created_at, has
-        returned duplicates and gaps across pages)."""
-        return self._pages("list users", "/user/list", "users", "total_pages",
-                           {"page_size": PAGE_SIZE, "sort_by": "user_id", "sort_order": "asc"})
-
-    def all_keys(self) -> Iterator[dict[str, Any]]:
-        """Every live key row (hashed tokens only), in pages of PAGE_SIZE sorted by token."""
-        return self._pages("list keys", "/key/list", "keys", "total_pages",
-                           {"size": PAGE_SIZE, "sort_by": "token", "sort_order": "asc", "return_full_object": "true"})
-
-    def _pages(self, operation: str, path: str, rows: str, pages: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        page, last = 1, 1
-        while page <= last:
-            found = self._call(f"{operation} (page {page})", "GET", path, params={**params, "page": page})
-            yield from (row for row in found.get(rows) or [] if isinstance(row, dict))
-            last, page = int(found.get(pages) or 0), page + 1
-
     # ------------------------------------------------------------------ teams
     def team_new(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call(f"create team {body.get('team_id')!r}", "POST", "/team/new", body=body, idempotent=False)
@@ -349,6 +330,33 @@ class LiteLLMClient:
         except LiteLLMError as err:
             if not (err.status == 400 and ("not found in team" in err.detail or "does not exist" in err.detail)):
                 raise
+
+    # ---------------------------------------------------------------- listing
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every user, paged by user_id (LiteLLM's default order, newest first, repeats and skips rows
+        across pages)."""
+        return self._paged("list users", "/user/list", "users", "page_size", {"sort_by": "user_id"})
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        """Every live key (rows with hashed tokens, never a raw key), paged by token hash."""
+        return self._paged("list keys", "/key/list", "keys", "size", {"sort_by": "token", "return_full_object": "true"})
+
+    def list_teams(self) -> list[dict[str, Any]]:
+        """Every team, paged by team_id (/v2/team/list: /team/list has no paging)."""
+        return self._paged("list teams", "/v2/team/list", "teams", "page_size", {"sort_by": "team_id"})
+
+    def _paged(self, operation: str, path: str, items: str, size: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        """All rows of a listing, PAGE_SIZE at a time (LiteLLM's maximum), in ascending order of a stable key."""
+        rows: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            query = {**params, "sort_order": "asc", "page": str(page), size: str(PAGE_SIZE)}
+            found = self._call(f"{operation} (page {page})", "GET", path, params=query)
+            batch = [row for row in (found or {}).get(items) or [] if isinstance(row, dict)]
+            rows += batch
+            if not batch or page >= int((found or {}).get("total_pages") or 0):
+                return rows
+            page += 1
 
     def budget(self) -> RetryBudget:
         """A retry budget for an operation made of several calls (see RetryBudget)."""

@@ -23,8 +23,8 @@ from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, Upda
 
 from . import blocking, payload, rotation, snapshot
 from . import fields as f
-from .base import (ChangeSet, LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered,
-                   with_token)
+from .base import (ChangeSet, LiteLLMProvider, client_for, current_client_for, missing, moved, not_at, read_back,
+                   registered, with_token)
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound, token_hash
 from .create import PENDING, CreateProtocol, finish, pending
 from .rotation import Rotation
@@ -89,7 +89,7 @@ class KeyProvider(LiteLLMProvider):
         result = self.change_set(names + [n for n in due if n not in names], replaces, olds)
         if replaces and not result.delete_before_replace:
             rotation.note_replacing(id_, olds, news, due)
-        return result
+        return self.held(id_, olds, result)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_for(props)
@@ -110,7 +110,7 @@ class KeyProvider(LiteLLMProvider):
         if not raw:
             raw, response = self._generate(client, props)
         key_hash = _identity(raw, response, props)
-        return CreateResult(key_hash, _outputs(props, raw, response, read_back(client.key_info, key_hash)))
+        return self.created(CreateResult(key_hash, _outputs(props, raw, response, read_back(client.key_info, key_hash))))
 
     def _rotate(self, client: LiteLLMClient, props: dict[str, Any], old: Rotation) -> CreateResult:
         """The next key for the same user: move the declared alias off the old key (the alias is unique),
@@ -134,14 +134,20 @@ class KeyProvider(LiteLLMProvider):
         key_hash = _identity(raw, response, props)
         graced = renamed and _grace(client, props, old)
         key_data = read_back(client.key_info, key_hash)
-        return CreateResult(key_hash, _outputs(props, raw, response, key_data, [old.old_hash] if graced else []))
+        return self.created(CreateResult(key_hash, _outputs(props, raw, response, key_data, [old.old_hash] if graced else [])))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = current_client_for(props, follow_url=True)
         row = snapshot.key_row(client, id_)
         # A listed row is /key/info's `info` with the hash as `token`: the same shape either way.
-        key_data = {"key": id_, "info": payload.without(row, "token")} if row else _info_unless_gone(client, id_)
-        if key_data is None:
+        if row:
+            key_data = {"key": id_, "info": payload.without(row, "token")}
+        else:
+            try:
+                key_data = client.key_info(id_)
+            except NotFound:
+                return missing(f"key {id_[:12]}... (alias {props.get('key_alias')!r})", props, client)
+        if (key_data.get("info") or {}).get("status") == "deleted":  # the proxy's archive: it knew the key
             return ReadResult("", {})
         info = key_data.get("info") or {}
         return ReadResult(id_, self.stored({**props, **f.live_values(KEY_FIELDS, info), "key_data": key_data}))
@@ -155,7 +161,7 @@ class KeyProvider(LiteLLMProvider):
             # but a new url must hold it
             new_url = moved(olds, news)
             if new_url and _is_gone(client_for(news), id_):
-                raise not_at(f"key {id_[:12]}... (alias {olds.get('key_alias')!r})", new_url)
+                raise not_at(f"key {id_[:12]}... (alias {olds.get('key_alias')!r})", new_url, olds)
             return UpdateResult(_outputs(news, raw, olds.get("key_response"), olds.get("key_data"), retired))
         client = client_for(news)
         try:
@@ -174,7 +180,11 @@ class KeyProvider(LiteLLMProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """Delete the key and the keys it retired earlier; but a key that a rotation retired with a grace
-        is kept (LiteLLM ends it at `expires`): only the keys it retired go. A key already gone is fine."""
+        is kept (LiteLLM ends it at `expires`): only the keys it retired go. A key already gone is fine.
+        A key another resource of this run took over stays, and so do the keys it retired (in their grace,
+        LiteLLM ends them)."""
+        if self.released(id_, props):
+            return
         client = current_client_for(props)
         if not self._in_grace(client, id_, props):
             client.key_delete(id_)
@@ -401,7 +411,7 @@ class Key(Resource, module="litellm", name="Key"):
     retired_keys: pulumi.Output[list]  # hashes of the keys it retired that are in their grace
 
     def __init__(self, resource_name: str, args: KeyArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props, opts = registered(args, ["key", "key_response", "key_data", "retired_keys"], SECRET_OUTPUTS, opts)
+        props, opts = registered(resource_name, args, ["key", "key_response", "key_data", "retired_keys"], SECRET_OUTPUTS, opts)
         if args.existing_key is not None:
             props["existing_key"] = pulumi.Output.secret(args.existing_key)
         super().__init__(KeyProvider(), resource_name, props, opts)

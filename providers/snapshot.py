@@ -80,12 +80,12 @@ def _listing(kind: str, client: LiteLLMClient, make: Callable[[], Listing]) -> L
 
 def user_row(client: LiteLLMClient, user_id: str) -> Optional[dict[str, Any]]:
     """The user's /user/list row, when the run's listing answers for it."""
-    return _listing("users", client, lambda: Listing(client.all_users, "user_id")).row(user_id)
+    return _listing("users", client, lambda: Listing(client.list_users, "user_id")).row(user_id)
 
 
 def key_row(client: LiteLLMClient, key_hash: str) -> Optional[dict[str, Any]]:
     """The key's /key/list row (live keys only), when the run's listing answers for it."""
-    return _listing("keys", client, lambda: Listing(client.all_keys, "token")).row(key_hash)
+    return _listing("keys", client, lambda: Listing(client.list_keys, "token")).row(key_hash)
 
 
 def team_info(client: LiteLLMClient, team_id: str) -> Optional[dict[str, Any]]:

@@ -16,7 +16,7 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from . import blocking, team_keys
 from . import fields as f
-from .base import LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
+from .base import LiteLLMProvider, client_for, current_client_for, missing, moved, not_at, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import PENDING, CreateProtocol, finish, pending
 
@@ -64,12 +64,13 @@ class TeamProvider(LiteLLMProvider):
             adopt=lambda _found, err: self._adopt(client, props, err),
             later="the next `pulumi up` recognises it as this stack's (by its pending marker) and carries on with it",
         ).run(client.budget())
-        return CreateResult(team_id, _outputs(props, read_back(client.team_info, team_id)))
+        return self.created(CreateResult(team_id, _outputs(props, read_back(client.team_info, team_id))))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        team_data = _info_or_none(current_client_for(props, follow_url=True), id_)
+        client = current_client_for(props, follow_url=True)
+        team_data = _info_or_none(client, id_)
         if team_data is None:
-            return ReadResult("", {})
+            return missing(f"team {id_!r}", props, client)
         live = f.live_values(TEAM_FIELDS, team_data.get("team_info") or {})
         return ReadResult(id_, self.stored({**props, **live, "team_data": f.compact(team_data)}))
 
@@ -81,7 +82,7 @@ class TeamProvider(LiteLLMProvider):
             # but a new url must hold it
             new_url = moved(olds, news)
             if new_url and _info_or_none(client_for(news), id_) is None:
-                raise not_at(f"team {id_!r}", new_url)
+                raise not_at(f"team {id_!r}", new_url, olds)
             return UpdateResult(_outputs(news, olds.get("team_data")))
         client = client_for(news)
         try:
@@ -97,7 +98,10 @@ class TeamProvider(LiteLLMProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """Refused while the team holds keys (LiteLLM would delete them with it): providers/team_keys.py.
-        A team already gone is fine: deleting twice is safe."""
+        A team already gone is fine: deleting twice is safe. A team another resource of this run took over
+        (a rename) is left on the proxy."""
+        if self.released(id_, props):
+            return
         client = current_client_for(props)
         keys = team_keys.team_keys(client, id_)
         if keys is None:
@@ -172,5 +176,5 @@ class Team(Resource, module="litellm", name="Team"):
     team_data: pulumi.Output[dict]
 
     def __init__(self, resource_name: str, args: TeamArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props, opts = registered(args, ["team_data"], SECRET_OUTPUTS, opts)
+        props, opts = registered(resource_name, args, ["team_data"], SECRET_OUTPUTS, opts)
         super().__init__(TeamProvider(), resource_name, props, opts)

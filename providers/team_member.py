@@ -16,7 +16,7 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
 from . import snapshot, team_keys
-from .base import LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
+from .base import LiteLLMProvider, client_for, current_client_for, missing, moved, not_at, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import CreateProtocol
 
@@ -58,14 +58,15 @@ class TeamMemberProvider(LiteLLMProvider):
                  if self.field(n).sent and not self.field(n).replaces]
         if drift:
             client.team_member_update(_update_body(props, drift))
-        return CreateResult(member_id(team_id, user_id), _outputs(props, read_back(_reader(client, props), user_id)))
+        return self.created(CreateResult(member_id(team_id, user_id),
+                                         _outputs(props, read_back(_reader(client, props), user_id))))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = current_client_for(props, follow_url=True)
         # The team's memberships share one /team/info per run (a refresh of M members moved M teams before).
         found = member_of(snapshot.team_info(client, props["team_id"]), props["team_id"], props["user_id"])
         if found is None:
-            return ReadResult("", {})
+            return missing(f"membership of user {props['user_id']!r} in team {props['team_id']!r}", props, client)
         return ReadResult(id_, self.stored({**props, **f.live_values(MEMBER_FIELDS, found), "member_data": f.compact(found)}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -73,7 +74,7 @@ class TeamMemberProvider(LiteLLMProvider):
         if not sent:  # only credentials changed: nothing to change on the proxy, but a new url must hold it
             new_url = moved(olds, news)
             if new_url and membership(client_for(news), news["team_id"], news["user_id"]) is None:
-                raise not_at(f"membership of user {news['user_id']!r} in team {news['team_id']!r}", new_url)
+                raise not_at(f"membership of user {news['user_id']!r} in team {news['team_id']!r}", new_url, olds)
             return UpdateResult(_outputs(news, olds.get("member_data")))
         client = client_for(news)
         # /team/member_update makes a budget row for a user who is not in the team: make sure it is.
@@ -89,7 +90,10 @@ class TeamMemberProvider(LiteLLMProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """Refused while the user holds a key in the team (LiteLLM would delete it): providers/team_keys.py.
-        Not in the team, or the team is gone: fine, deleting twice is safe."""
+        Not in the team, or the team is gone: fine, deleting twice is safe. A membership another resource of
+        this run took over (a rename) is left on the proxy."""
+        if self.released(id_, props):
+            return
         client = current_client_for(props)
         keys = team_keys.team_keys(client, props["team_id"])
         if keys is None:
@@ -196,5 +200,5 @@ class TeamMember(Resource, module="litellm", name="TeamMember"):
     def __init__(
         self, resource_name: str, args: TeamMemberArgs, opts: Optional[pulumi.ResourceOptions] = None
     ) -> None:
-        props, opts = registered(args, ["member_data"], SECRET_OUTPUTS, opts)
+        props, opts = registered(resource_name, args, ["member_data"], SECRET_OUTPUTS, opts)
         super().__init__(TeamMemberProvider(), resource_name, props, opts)

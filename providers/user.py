@@ -16,7 +16,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, 
 
 from . import fields as f
 from . import snapshot
-from .base import LiteLLMProvider, client_for, current_client_for, moved, not_at, read_back, registered
+from .base import LiteLLMProvider, client_for, current_client_for, missing, moved, not_at, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import DONE, PENDING, CreateProtocol, finish, pending
 
@@ -72,7 +72,7 @@ class UserProvider(LiteLLMProvider):
             _refuse_taken_alias(client, props)
             request["key_alias"] = props["key_alias"]
         response = self._create(client, props, request)
-        return CreateResult(props["user_id"], _outputs(props, response, read_back(client.user_info, props["user_id"])))
+        return self.created(CreateResult(props["user_id"], _outputs(props, response, read_back(client.user_info, props["user_id"]))))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = current_client_for(props, follow_url=True)
@@ -80,7 +80,7 @@ class UserProvider(LiteLLMProvider):
         try:
             user_data = {"user_id": id_, "user_info": row} if row else client.user_info(id_)
         except NotFound:
-            return ReadResult("", {})
+            return missing(f"user {id_!r}", props, client)
         live = f.live_values(USER_FIELDS, user_data.get("user_info") or {})
         return ReadResult(id_, self.stored({**props, **live, "user_data": user_data}))
 
@@ -90,7 +90,7 @@ class UserProvider(LiteLLMProvider):
         if not sent:  # only credentials changed: nothing to change on the proxy, but a new url must hold it
             new_url = moved(olds, news)
             if new_url and not _exists(client_for(news), id_):
-                raise not_at(f"user {id_!r}", new_url)
+                raise not_at(f"user {id_!r}", new_url, olds)
             return UpdateResult(_outputs(news, olds.get("user_response"), olds.get("user_data")))
         if "models" in sent and not news["models"]:  # check refuses it; a guard for a diff it never saw
             raise ValueError(EMPTIED_MODELS)
@@ -100,7 +100,8 @@ class UserProvider(LiteLLMProvider):
         return UpdateResult(_outputs(news, olds.get("user_response"), read_back(client.user_info, id_)))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        current_client_for(props).user_delete(id_)  # a user already gone is fine: deleting twice is safe
+        if not self.released(id_, props):  # a user already gone is fine: deleting twice is safe
+            current_client_for(props).user_delete(id_)
 
     # ----------------------------------------------------------------------
     def _adopt(self, client: LiteLLMClient, props: dict[str, Any], err: Conflict) -> dict[str, Any]:
@@ -237,5 +238,5 @@ class User(Resource, module="litellm", name="User"):
     user_data: pulumi.Output[dict]
 
     def __init__(self, resource_name: str, args: UserArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props, opts = registered(args, ["user_response", "user_data"], SECRET_OUTPUTS, opts)
+        props, opts = registered(resource_name, args, ["user_response", "user_data"], SECRET_OUTPUTS, opts)
         super().__init__(UserProvider(), resource_name, props, opts)

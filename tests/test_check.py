@@ -77,6 +77,28 @@ def test_a_broken_stack_gets_every_error_naming_its_entry(project: Path) -> None
     ]
 
 
+def test_two_memberships_with_one_resource_name_are_caught_located(project: Path) -> None:
+    """`<name>/<team_id>` names memberships: only a '/' in a name or team id can make two of them collide."""
+    (project / "Pulumi.slash.yaml").write_text("""\
+config:
+  litellm:url: http://127.0.0.1:4000
+  litellm:users:
+    - {user_id: a/b, user_email: ab@example.org, user_role: internal_user, teams: [c]}
+    - {user_id: a, user_email: a@example.org, user_role: internal_user, teams: [b/c]}
+    - {user_id: p-q, user_email: pq@example.org, user_role: internal_user, teams: [r]}
+    - {user_id: p, user_email: p@example.org, user_role: internal_user, teams: [q-r]}
+""")
+    done = check(project, "--stack", "slash")
+    assert done.returncode == 1
+    # p-q in r and p in q-r, both 'p-q-r' under the old '<name>-<team_id>' names, are 'p-q/r' and 'p/q-r' now.
+    assert done.stderr.splitlines() == [
+        "Pulumi.slash.yaml: 1 error(s)",
+        "  litellm:users[1] (user_id 'a'): its membership of team 'b/c' would be named 'a/b/c', as "
+        "litellm:users[0]'s membership of team 'c'; resource names must be unique in the stack: give one of the "
+        "two users a `name` without '/'",
+    ]
+
+
 def test_an_unknown_stack_names_the_ones_there(project: Path) -> None:
     done = check(project, "--stack", "prod")
     assert done.returncode == 1

@@ -195,11 +195,13 @@ def test_teams_make_one_membership_each_and_the_key_waits_for_them(monitor: Reco
     assert [inputs_of(m)["user_id"] for m in component.memberships] == ["alice", "alice"]
     inputs_of(component.key_resource)
     members = [r for r in monitor.requests if r.type.endswith("litellm:TeamMember")]
-    assert sorted(r.name for r in members) == ["alice-blue", "alice-red"]
+    assert sorted(r.name for r in members) == ["alice/blue", "alice/red"]
     assert all(r.parent.endswith("UserWithKey::alice") for r in members)
+    # The names they had before are aliases: a stack made with them keeps its memberships.
+    assert sorted([a.spec.name for a in r.aliases] for r in members) == [["alice-blue"], ["alice-red"]]
     # LiteLLM moves a key into a team only for a member: the Key depends on every membership.
     key = monitor.registered("litellm:Key")
-    assert sorted(d.rsplit("::", 1)[-1] for d in key.dependencies if "TeamMember" in d) == ["alice-blue", "alice-red"]
+    assert sorted(d.rsplit("::", 1)[-1] for d in key.dependencies if "TeamMember" in d) == ["alice/blue", "alice/red"]
 
 
 @pytest.mark.parametrize("teams", ["red", [""], ["red", "red"], [7]])

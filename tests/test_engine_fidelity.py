@@ -364,6 +364,36 @@ def test_an_adopted_key_takes_its_id_from_the_lookup_not_from_the_answer(tmp_pat
     assert not user_exists(api, unique)
 
 
+# ------------------------------------------------------------------- aliases
+def test_an_alias_takes_over_the_old_entry_with_no_create_or_delete(tmp_path, cloud):
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "RECORDER_DIR": str(cloud.path)}
+    name = {"current": "old"}
+
+    def program() -> None:
+        aliases = [pulumi.Alias(name="old")] if name["current"] != "old" else None
+        recorder.Rec(name["current"], {"identity": "same", "fixed_id": "x1"}, pulumi.ResourceOptions(aliases=aliases))
+
+    stack = Stack(tmp_path / "state", {"rec:token": "token-1"}, secret_keys=(), plugin_env=env, program=program)
+    stack.up()
+    name["current"] = "new"
+    cloud.clear_log()
+    up = stack.up()
+    assert cloud.calls("create", "delete") == [] and set(up.ops()) == {"Rec/new"}
+    assert [(r.name, r.id) for r in stack.resources() if r.custom] == [("new", "x1")]
+
+
+def test_a_urn_registered_twice_fails_the_run(rec_stack, cloud):
+    def program() -> None:
+        recorder.Rec("twice", {"identity": "one"})
+        recorder.Rec("twice", {"identity": "two"})
+
+    stack = rec_stack({})
+    stack.program = program
+    with pytest.raises(EngineError, match=r"Duplicate resource URN '\S+::twice'; try giving it a unique name"):
+        stack.up()
+    assert cloud.calls("create") == [("create", "twice")]
+
+
 # ------------------------------------------------------------------- import
 def test_import_fails_in_the_plugin_before_any_provider_code(tmp_path, litellm):
     stack = Stack(tmp_path / "state", {"litellm:url": litellm.url, "litellm:token": litellm.master_key})

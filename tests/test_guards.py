@@ -53,14 +53,15 @@ def test_a_url_change_is_checked_at_the_next_up(tmp_path, litellm, api, tap, uni
 
     # The same proxy at a new address: each object is found there, and the state follows the url.
     with PassThrough(litellm.url) as renamed:
-        state.config["litellm:url"] = renamed.url
+        state.config["litellm:url"] = previous = renamed.url
         result = state.up()
         assert (result.step("User", unique).op, result.step("Key", unique).op) == ("update", "update")
         assert sorted(f"{c.method} {c.path}" for c in renamed.calls) == ["GET /key/info", "GET /user/info"]
         assert key_alive(api, key_hash)
 
     # A url where the objects are not (here: deleted out of band behind a new address): the next up fails
-    # and says what to do; refresh then drops them, and up creates them again.
+    # and says what to do; a refresh keeps them (a 404 from another url proves nothing) until told that the
+    # proxy moved; then it drops them, and up creates them again.
     api.user_delete(unique)
     api.key_delete(key_hash)
     with PassThrough(litellm.url) as moved:
@@ -68,9 +69,16 @@ def test_a_url_change_is_checked_at_the_next_up(tmp_path, litellm, api, tap, uni
         with pytest.raises((EngineError, PluginError)) as caught:
             state.up()
         message = str(getattr(caught.value, "details", "")) + str(caught.value)
-        assert f"does not exist at {moved.url} (litellm:url changed): run `pulumi refresh`" in message
+        assert (f"does not exist at {moved.url} (litellm:url changed; the state has it at {previous}). If "
+                f"litellm:url is wrong, set it back. If the proxy really moved to {moved.url} without these objects, "
+                f"run `LITELLM_MOVED_FROM={previous} pulumi refresh`") in message
         assert moved.count(method="POST") == 0
+        with pytest.raises((EngineError, PluginError)):
+            state.refresh()
+        assert len([r for r in state.resources() if r.custom]) == 2
+        state.plugin_env["LITELLM_MOVED_FROM"] = previous
         refresh = state.refresh()
+        del state.plugin_env["LITELLM_MOVED_FROM"]
         assert sorted(s.op for s in refresh.steps) == ["delete", "delete"]
         state.up()
         raw = state.outputs["key"][unique]
@@ -114,8 +122,8 @@ def test_a_lost_answer_to_the_create_markers_clearing_strands_nothing(tmp_path, 
 
 
 def test_a_url_change_is_checked_for_teams_and_memberships_too(tmp_path, litellm, api, tap, unique, users) -> None:
-    """A team and a membership the new url does not have: the up fails and says so, refresh drops them, and
-    up creates them there again."""
+    """A team and a membership the new url does not have: the up fails and says so, refresh told that the
+    proxy moved drops them, and up creates them there again."""
     team = f"{unique}-team"
     users.append(unique)
     config = {"litellm:url": tap.url, "litellm:token": litellm.master_key,
@@ -134,7 +142,9 @@ def test_a_url_change_is_checked_for_teams_and_memberships_too(tmp_path, litellm
             assert re.search(rf"Update \S+litellm:Team::\S+: .*: team {team!r} does not exist at {re.escape(moved.url)}",
                              message)
             assert moved.count(method="POST") == 0
+            state.plugin_env["LITELLM_MOVED_FROM"] = tap.url
             refresh = state.refresh()
+            del state.plugin_env["LITELLM_MOVED_FROM"]
             assert {s.key.split("/")[0] for s in refresh.steps if s.op == "delete"} == {"Team", "TeamMember"}
             state.up()
             assert api.team_info(team)["team_info"]["team_id"] == team
@@ -142,3 +152,37 @@ def test_a_url_change_is_checked_for_teams_and_memberships_too(tmp_path, litellm
             assert [m["user_id"] for m in members if m.get("user_id") == unique] == [unique]
         finally:
             state.destroy()
+
+
+def test_refresh_against_another_proxy_keeps_the_state(tmp_path, litellm, api, tap, unique, users) -> None:
+    """litellm:url pointed at another proxy, where every read answers 404: refresh fails naming both urls
+    and what to do, and the state keeps every resource (the objects are still where they were made)."""
+    team = f"{unique}-team"
+    users.append(unique)
+    config = {"litellm:url": tap.url, "litellm:token": litellm.master_key,
+              "litellm:teams": [{"team_id": team, "models": ["fake-gpt-4o"]}],
+              "litellm:users": [user(unique, teams=[team])]}
+    state = Stack(tmp_path / "state", config, plugin_env=clean_env())
+    state.up()
+    before = sorted((r.type.split(":")[-1], r.id) for r in state.resources() if r.custom)
+    try:
+        with PassThrough(litellm.url) as other:
+            other.inject("status", status=404, times=10_000)
+            state.config["litellm:url"] = other.url
+            for refresh in (lambda: state.refresh(run_program=True), state.up, state.refresh):
+                with pytest.raises((EngineError, PluginError)) as caught:
+                    refresh()
+                assert sorted((r.type.split(":")[-1], r.id) for r in state.resources() if r.custom) == before
+            message = str(getattr(caught.value, "details", "")) + str(caught.value)
+            assert re.search(rf"(user '{unique}'|team '{team}'|key \S+ \(alias '{unique}'\)|membership of user "
+                             rf"'{unique}' in team '{team}') was not found at {re.escape(other.url)} \(litellm:url\), "
+                             rf"but the state has it at {re.escape(tap.url)}, where it was made", message)
+            assert (f"If the proxy really moved to {other.url} without these objects, run "
+                    f"`LITELLM_MOVED_FROM={tap.url} pulumi refresh`") in message
+            assert other.count(method="POST") == 0
+        assert user_exists(api, unique) and api.team_info(team)["team_info"]["team_id"] == team
+        assert [t["token"] for t in keys_of(api, unique)] == [r[1] for r in before if r[0] == "Key"]
+    finally:
+        state.config["litellm:url"] = tap.url
+        state.up()
+        state.destroy()

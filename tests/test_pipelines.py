@@ -28,6 +28,7 @@ from scripts import post_mr_comment
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "preview.yml"
+REVIEW_WORKFLOW = ROOT / ".github" / "workflows" / "review.yml"
 GITLAB_CI = ROOT / ".gitlab-ci.yml"
 SECRETS = ("PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "LITELLM_MASTER_KEY")
 INSTALL = "python -m venv .venv && .venv/bin/pip install -r requirements.txt -r policy/requirements.txt"
@@ -131,6 +132,32 @@ def test_github_secrets_only_reach_the_pulumi_steps_and_are_never_printed():
             assert "set -x" not in text
 
 
+def test_the_review_workflow_passes_the_linters_and_runs_the_review_daily():
+    done = actionlint(REVIEW_WORKFLOW)
+    assert done.returncode == 0 and done.stdout == "", done.stdout + done.stderr
+    assert schema_check("vendor.github-workflows", REVIEW_WORKFLOW).returncode == 0
+    workflow = yaml.safe_load(REVIEW_WORKFLOW.read_text())
+    assert workflow[True] == {"schedule": [{"cron": "47 5 * * *"}], "workflow_dispatch": None}
+    assert workflow["permissions"] == {"contents": "read"}
+    steps = workflow["jobs"]["review"]["steps"]
+    [review] = [step for step in steps if "scripts/review" in step.get("run", "")]
+    assert review["run"] == 'pulumi login && scripts/review --stack "$PULUMI_STACK"'
+    assert review["env"] == {"PULUMI_BACKEND_URL": "${{ vars.PULUMI_BACKEND_URL }}",
+                             **{s: "${{ secrets.%s }}" % s for s in SECRETS}}
+    for step in steps:  # secrets reach the review step only, and nothing prints them
+        text = json.dumps(step)
+        assert step is review or "secrets." not in text
+        assert not re.search(r"\b(echo|printf|cat)\b[^\n]*(secrets\.|\$\{?(%s))" % "|".join(SECRETS), text)
+
+
+def test_the_linters_reject_a_broken_review_workflow(tmp_path):
+    path = tmp_path / "review.yml"
+    path.write_text(REVIEW_WORKFLOW.read_text().replace('--stack "$PULUMI_STACK"', "--stack $PULUMI_STACK", 1))
+    assert "SC2086" in actionlint(path).stdout
+    path.write_text(REVIEW_WORKFLOW.read_text().replace("workflow_dispatch:", "workflow-dispatch:", 1))
+    assert schema_check("vendor.github-workflows", path).returncode != 0
+
+
 # ----------------------------------------------------------------- GitLab CI
 def test_the_gitlab_pipeline_matches_gitlabs_ci_schema():
     done = schema_check("vendor.gitlab-ci", GITLAB_CI)
@@ -139,7 +166,7 @@ def test_the_gitlab_pipeline_matches_gitlabs_ci_schema():
 
 def test_every_gitlab_job_script_passes_shellcheck():
     scripts = gitlab_job_scripts(yaml.safe_load(GITLAB_CI.read_text()))
-    assert set(scripts) == {"preview", "up"}
+    assert set(scripts) == {"preview", "up", "review"}
     for name, script in scripts.items():
         done = shellcheck(script)
         assert done.returncode == 0, f"{name}:\n{done.stdout}"
@@ -177,6 +204,15 @@ def test_gitlab_previews_merge_requests_and_deploys_the_default_branch_with_the_
     assert ci["up"]["resource_group"] == "pulumi-$PULUMI_STACK"
 
 
+def test_gitlab_reviews_access_after_the_scheduled_up():
+    ci = yaml.safe_load(GITLAB_CI.read_text())
+    assert ci["stages"] == ["preview", "deploy", "review"] and ci["review"]["stage"] == "review"
+    assert ci["review"]["rules"] == [
+        {"if": '$CI_PIPELINE_SOURCE == "schedule" && $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH', "when": "always"}]
+    assert ci["review"]["script"] == ["status=0", 'scripts/review --stack "$PULUMI_STACK" > review.txt 2>&1 || status=$?',
+                                      "cat review.txt", 'exit "$status"']
+
+
 def test_gitlab_never_prints_or_hard_codes_a_secret():
     text = GITLAB_CI.read_text()
     for name in (*SECRETS, "GITLAB_API_TOKEN"):
@@ -192,6 +228,7 @@ def test_the_pipelines_point_at_files_that_exist():
     assert (ROOT / "policy" / "config.json").exists()
     assert (ROOT / "Pulumi.dev.yaml").exists()  # the default stack
     assert (ROOT / "scripts" / "post_mr_comment.py").exists()
+    assert os.access(ROOT / "scripts" / "review", os.X_OK)
 
 
 # ----------------------------------------------------------------- the GitLab note poster

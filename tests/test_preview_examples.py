@@ -45,7 +45,7 @@ def test_the_team_example_updates_only_the_changed_team_fields_and_deletes_one_m
     steps = pe.plan(before, pe.program(users, teams=teams))
     changed = {(before[urn].type.split(":")[-1], before[urn].name): (op, changes) for urn, (op, changes) in steps.items()
                if op != "same"}
-    assert set(changed) == {("Team", "dev-platform"), ("TeamMember", "dev-bob-dev-platform")}
+    assert set(changed) == {("Team", "dev-platform"), ("TeamMember", "dev-bob/dev-platform")}
     op, changes = changed[("Team", "dev-platform")]
     assert op == "update" and changes.diffs == ["models", "max_budget"] and changes.replaces == []
-    assert changed[("TeamMember", "dev-bob-dev-platform")][0] == "delete"
+    assert changed[("TeamMember", "dev-bob/dev-platform")][0] == "delete"

@@ -224,7 +224,8 @@ def test_a_url_change_checks_the_key_at_the_new_url(litellm, api, unique, cleanu
     assert KEYS.update(key.id, key.outs, news).outs["url"] == tap.url
     assert [f"{c.method} {c.path}" for c in tap.calls] == ["GET /key/info"]
     api.key_delete(key.id)
-    with pytest.raises(LiteLLMError, match=r"does not exist at http://127\.0\.0\.1:\d+ \(litellm:url changed\)"):
+    with pytest.raises(LiteLLMError, match=r"does not exist at http://127\.0\.0\.1:\d+ \(litellm:url changed; "
+                       r"the state has it at http://127\.0\.0\.1:\d+\)"):
         KEYS.update(key.id, key.outs, news)
 
 

@@ -180,8 +180,8 @@ def test_paging_finds_every_row_once(litellm, api, unique, cleanup):
         api.user_new({"user_id": user_id, "auto_create_key": True})
     with PassThrough(litellm.url) as tap:
         client = LiteLLMClient(tap.url, litellm.master_key)
-        users = [row["user_id"] for row in client.all_users()]
-        keys = [row for row in client.all_keys()]
+        users = [row["user_id"] for row in client.list_users()]
+        keys = [row for row in client.list_keys()]
     assert [u for u in users if u.startswith(unique)] == made  # each once, in order
     assert len(users) == len(set(users)) and users == sorted(users)
     mine = [row["token"] for row in keys if str(row.get("user_id")).startswith(unique)]

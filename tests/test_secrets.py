@@ -352,7 +352,7 @@ def test_teams_memberships_and_team_keys_never_show_secrets(tmp_path, litellm, a
     try:
         state.up()
         secrets.append(state.outputs["key"][unique])
-        assert all(secrets) and state.resource("TeamMember", f"{unique}-{team['team_id']}").id
+        assert all(secrets) and state.resource("TeamMember", f"{unique}/{team['team_id']}").id
         scan("up")
         tap.inject("status", method="POST", path="/team/update", status=503, times=100)
         state.config["litellm:teams"] = [{**team, "max_budget": 11}]

@@ -5,6 +5,7 @@ gRPC) against the real proxy behind a counting pass-through. Every scenario chec
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -103,9 +104,9 @@ def test_up_creates_teams_memberships_and_team_keys_as_declared_and_a_noop_makes
     assert tap.calls == []
     assert {k: v for k, v in preview.ops().items() if k.startswith("Team")} == {
         f"Team/{red['team_id']}": "create", f"Team/{blue['team_id']}": "create",
-        f"TeamMember/{alice['user_id']}-{red['team_id']}": "create",
-        f"TeamMember/{alice['user_id']}-{blue['team_id']}": "create",
-        f"TeamMember/{bob['user_id']}-{red['team_id']}": "create",
+        f"TeamMember/{alice['user_id']}/{red['team_id']}": "create",
+        f"TeamMember/{alice['user_id']}/{blue['team_id']}": "create",
+        f"TeamMember/{bob['user_id']}/{red['team_id']}": "create",
     }
 
     stack.up()
@@ -146,7 +147,7 @@ def test_a_team_change_sends_only_the_changed_fields_and_a_removed_membership_is
 
     preview = stack.preview()
     assert preview.ops()[f"Team/{red['team_id']}"] == "update"
-    assert preview.ops()[f"TeamMember/{alice['user_id']}-{red['team_id']}"] == "delete"
+    assert preview.ops()[f"TeamMember/{alice['user_id']}/{red['team_id']}"] == "delete"
     tap.reset()
     up = stack.up()
     assert up.ops()[f"Team/{red['team_id']}"] == "update"
@@ -163,7 +164,7 @@ def test_refresh_finds_drift_on_every_team_field_and_gone_objects_and_up_restore
     alice = user_spec(f"{unique}a", teams=[red["team_id"]], team_id=red["team_id"])
     stack = stacks([red], [alice])
     stack.up()
-    team_name, member_name = red["team_id"], f"{alice['user_id']}-{red['team_id']}"
+    team_name, member_name = red["team_id"], f"{alice['user_id']}/{red['team_id']}"
 
     api.team_update({"team_id": red["team_id"], "team_alias": "edited", "models": ["fake-gpt-4o"], "max_budget": 1,
                      "budget_duration": "7d", "tpm_limit": 1, "rpm_limit": 2, "metadata": {"x": "y"}})
@@ -194,6 +195,67 @@ def test_refresh_finds_drift_on_every_team_field_and_gone_objects_and_up_restore
     assert {up.ops()[k] for k in (f"Team/{team_name}", f"TeamMember/{member_name}", f"Key/{alice['user_id']}")} == {"create"}
     assert members(api, red["team_id"]) == {alice["user_id"]: "user"}
     assert chat(litellm.url, stack.outputs["key"][alice['user_id']]) == 200
+
+
+# ------------------------------------------------------------ membership names
+def rename_in_state(stack: Stack, renames: dict[str, str]) -> None:
+    """The state as an older version of the program wrote it: memberships under their old names (and every
+    reference to those URNs), with no `resource_name` (which it did not register)."""
+    def urn(value: str) -> str:
+        head, _, name = value.rpartition("::")
+        return f"{head}::{renames.get(name, name)}" if "litellm:TeamMember" in head else value
+
+    data = json.loads(stack.state_file.read_text())
+    for row in data["deployment"]["resources"]:
+        row["inputs"].pop("resource_name", None)
+        row["outputs"].pop("resource_name", None)
+        row["urn"], row["parent"] = urn(row["urn"]), urn(row["parent"])
+        row["dependencies"] = [urn(u) for u in row["dependencies"]]
+        row["property_dependencies"] = {k: [urn(u) for u in v] for k, v in row["property_dependencies"].items()}
+    stack.state_file.write_text(json.dumps(data))
+
+
+def test_memberships_that_shared_a_resource_name_are_both_made(stacks, tap, api, unique):
+    """User `a-b` in team `c` and user `a` in team `b-c` were both `a-b-c`: the engine refused the second."""
+    c, bc = team_spec(f"{unique}c"), team_spec(f"b-{unique}c")
+    ab, a = user_spec(f"{unique}a-b", teams=[c["team_id"]]), user_spec(f"{unique}a", teams=[bc["team_id"]])
+    stack = stacks([c, bc], [ab, a])
+    stack.up()
+    assert members(api, c["team_id"]) == {f"{unique}a-b": "user"}
+    assert members(api, bc["team_id"]) == {f"{unique}a": "user"}
+    assert sorted(r.name for r in stack.resources() if r.type.endswith("TeamMember")) == [
+        f"{unique}a-b/{unique}c", f"{unique}a/b-{unique}c"]
+
+    # A stack made before held one of them under the shared old name: that name is no alias (it would be
+    # one for both), so the membership is made under its new name and the old entry's delete leaves it.
+    rename_in_state(stack, {f"{unique}a-b/{unique}c": f"{unique}a-b-{unique}c"})
+    tap.reset()
+    up = stack.up()
+    assert {k: op for k, op in up.ops().items() if k.startswith("TeamMember/") and op != "same"} == {
+        f"TeamMember/{unique}a-b/{unique}c": "create", f"TeamMember/{unique}a-b-{unique}c": "delete"}
+    assert tap.count(path="/team/member_delete") == 0
+    assert members(api, c["team_id"]) == {f"{unique}a-b": "user"}
+
+
+def test_a_stack_with_the_old_membership_names_keeps_them_with_no_replacement(stacks, tap, api, unique):
+    red, blue = team_spec(f"{unique}red"), team_spec(f"{unique}blue")
+    alice = user_spec(f"{unique}a", teams=[red["team_id"], blue["team_id"]], team_id=red["team_id"])
+    stack = stacks([red, blue], [alice])
+    stack.up()
+    old = {f"{unique}a/{t}": f"{unique}a-{t}" for t in (red["team_id"], blue["team_id"])}
+    rename_in_state(stack, old)  # as the previous version named them
+    assert sorted(r.name for r in stack.resources() if r.type.endswith("TeamMember")) == sorted(old.values())
+
+    tap.reset()
+    preview = stack.preview()
+    assert {op for key, op in preview.ops().items() if key.startswith("TeamMember/")} == {"same"}
+    assert [s for s in preview.steps if s.op not in ("same", "update")] == []
+    up = stack.up()
+    assert [s for s in up.steps if s.op not in ("same", "update")] == []
+    assert tap.count(writes=True) == 0
+    assert sorted(r.name for r in stack.resources() if r.type.endswith("TeamMember")) == sorted(old)
+    assert members(api, red["team_id"]) == members(api, blue["team_id"]) == {alice["user_id"]: "user"}
+    assert stack.preview().ops() == up.ops()
 
 
 # ------------------------------------------------------------ order: destroy, team_id change

@@ -39,8 +39,11 @@ engine function it follows and the test that covers it. In short:
 - Values cross protobuf Structs (numbers arrive as floats; null map entries dropped); the state is saved
   after every step that changes it, secrets as (base64) ciphertext.
 
+- Aliases: a resource new under its URN takes the state entry of its first alias found there (renamed, not
+  re-created); a URN registered twice fails the run.
+
 Not reproduced: the CLI and its output; custom timeouts, step retries, cancellation by signal; explicit
-provider resources, aliases, protect, ignoreChanges, replaceOnChanges, retainOnDelete, `Resource.get`,
+provider resources, parents' aliases inherited by children, aliases to other stacks, protect, ignoreChanges, replaceOnChanges, retainOnDelete, `Resource.get`,
 transforms, hooks; policy packs; `up --refresh`; real encryption of secrets; the engine's legacy input diff
 for DIFF_UNKNOWN (these providers always answer Diff).
 """
@@ -464,6 +467,7 @@ class _Update:
         self.condemned = [r for r in entries if r.delete]  # old halves of replacements, deleted at the end
         self.new: dict[str, Resource] = {}  # what this run registered
         self.recreate: dict[str, list[str]] = {}  # deleted as dependents of a delete-before-replace: keys
+        self.aliased: dict[str, str] = {}  # an old URN taken through an alias -> the URN that took it
         self.failures: list[str] = []
         self.slots = threading.BoundedSemaphore(stack.parallel)
         self.lock = stack._lock
@@ -533,9 +537,14 @@ class _Update:
     # ------------------------------------------------------- registrations
     def register(self, reg: Registration) -> tuple[str, Props]:
         with self.lock:
+            duplicate = any(r.urn == reg.urn for r in self.result.registrations)
             self.result.registrations.append(reg)
             self.in_flight += 1
         try:
+            if duplicate:  # step_generator.go: a URN registered twice in one run
+                raise EngineError(f"Duplicate resource URN '{reg.urn}'; try giving it a unique name", self.result)
+            with self.lock:
+                self.take_alias(reg)
             if not reg.custom:
                 return self.component(reg)
             with self.slots:
@@ -550,6 +559,20 @@ class _Update:
             with self.idle:
                 self.in_flight -= 1
                 self.idle.notify_all()
+
+    def take_alias(self, reg: Registration) -> None:
+        """A resource new under its URN takes the state entry of the first alias found there (the engine's
+        alias lookup in step_generator.go): it is that resource renamed, never deleted as undeclared. An
+        entry can be taken once; a second resource with the same alias fails, as in the engine."""
+        if reg.urn in self.old:
+            return
+        for alias in reg.aliases:
+            if alias in self.aliased:
+                raise EngineError(f"{reg.urn}: alias {alias} is already taken by {self.aliased[alias]}", self.result)
+            if alias in self.old and alias not in {r.urn for r in self.result.registrations}:
+                self.aliased[alias] = reg.urn
+                self.old[reg.urn] = dataclasses.replace(self.old.pop(alias), urn=reg.urn)
+                return
 
     def register_outputs(self, urn: str, outputs: Props) -> None:
         with self.lock:

@@ -46,6 +46,7 @@ class Registration:
     dependencies: list[str]
     property_dependencies: dict[str, list[str]]
     additional_secret_outputs: list[str]
+    aliases: list[str] = dataclasses.field(default_factory=list)  # URNs the resource may have had before
 
 
 Register = Callable[[Registration], tuple[str, Props]]
@@ -85,9 +86,21 @@ class EngineMonitor(MockMonitor):
             dependencies=list(request.dependencies),
             property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
             additional_secret_outputs=list(request.additionalSecretOutputs),
+            aliases=[self.alias_urn(request, alias) for alias in request.aliases],
         )
         id_, outputs = self._register(registration)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=to_struct(outputs))
+
+    def alias_urn(self, request: Any, alias: Any) -> str:
+        """The URN an alias names (the engine's alias spec resolution, for the current stack and project):
+        its name, type and parent, each defaulting to the resource's own."""
+        if alias.urn:
+            return alias.urn
+        spec = alias.spec
+        if spec.stack or spec.project:
+            raise NotImplementedError("the harness resolves aliases within the current stack and project only")
+        parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+        return self.make_urn(parent, spec.type or request.type, spec.name or request.name)
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
         self._register_outputs(request.urn, from_struct(request.outputs))
