@@ -147,4 +147,4 @@ def test_the_legacy_role_warning_comes_once_per_run_naming_its_users(tmp_path: P
 
 def test_the_dev_stack_sets_every_role_explicitly() -> None:
     users = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["litellm:users"]
-    assert [u.get("user_role") for u in users] == ["internal_user", "internal_user_viewer"]
+    assert [u.get("user_role") for u in users] == ["internal_user", "internal_user_viewer", "internal_user"]
