@@ -159,4 +159,4 @@ def test_a_legacy_admin_warns_at_preview_that_it_is_proxy_admin_naming_the_users
 
 def test_the_dev_stack_sets_every_role_explicitly() -> None:
     users = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["litellm:users"]
-    assert [u.get("user_role") for u in users] == ["internal_user", "internal_user_viewer"]
+    assert [u.get("user_role") for u in users] == ["internal_user", "internal_user_viewer", "internal_user"]

@@ -32,6 +32,8 @@ REVIEW_WORKFLOW = ROOT / ".github" / "workflows" / "review.yml"
 GITLAB_CI = ROOT / ".gitlab-ci.yml"
 SECRETS = ("PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "LITELLM_MASTER_KEY")
 INSTALL = "python -m venv .venv && .venv/bin/pip install -r requirements.txt -r policy/requirements.txt"
+# The pinned CLI, got as the README tells users (Pulumi's installer, else a build from Go modules).
+INSTALL_CLI = 'scripts/install-pulumi && echo "$PWD/.tools/pulumi/bin" >> "$GITHUB_PATH"'
 
 
 def tool(name: str) -> str:
@@ -108,7 +110,8 @@ def test_github_previews_pull_requests_and_deploys_main_with_the_policy_pack():
                                 "github.event_name == 'schedule'")
     for name, command, comment in (("preview", "preview", True), ("up", "up", False)):
         steps = jobs[name]["steps"]
-        assert any(step.get("run") == INSTALL for step in steps), name
+        runs = [step.get("run") for step in steps]
+        assert runs.index(INSTALL) < runs.index(INSTALL_CLI) < runs.index(None, runs.index(INSTALL_CLI)), name
         [pulumi] = [step for step in steps if step.get("uses", "").startswith("pulumi/actions@")]
         inputs = pulumi["with"]
         assert inputs["command"] == command and inputs["diff"] is True and inputs["policyPacks"] == "policy"
@@ -191,8 +194,10 @@ def test_gitlab_previews_merge_requests_and_deploys_the_default_branch_with_the_
     ]
     assert ci["preview"]["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
     assert ci["up"]["rules"] == [scheduled, {"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
-    install = ci["default"]["before_script"][:2]
-    assert " && ".join(install) == INSTALL.replace("python -m", "python3 -m")
+    assert ci["default"]["image"] == "python:3.11"  # no pulumi in the image: the project's pin
+    install = ci["default"]["before_script"][:4]
+    assert install[:2] == INSTALL.replace("python -m", "python3 -m").split(" && ")
+    assert install[2:] == ["scripts/install-pulumi", 'export PATH="$PWD/.tools/pulumi/bin:$PATH"']
     preview = "\n".join(ci["preview"]["script"])
     assert re.search(r"pulumi preview --diff --policy-pack policy --policy-pack-config policy/config.json "
                      r"--stack \"\$PULUMI_STACK\" --non-interactive", preview)

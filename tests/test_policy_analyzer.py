@@ -157,7 +157,7 @@ def test_the_analyzer_describes_the_pack(analyzer, info):
 
 def test_the_dev_stack_passes_every_policy(analyzer, info, dev_stack):
     types = sorted(r["type"] for r in dev_stack)
-    assert types == sorted([lp.COMPONENT_TYPE] * 2 + [lp.USER_TYPE] * 2 + [lp.KEY_TYPE] * 2 + [lp.TEAM_TYPE]
+    assert types == sorted([lp.COMPONENT_TYPE] * 3 + [lp.USER_TYPE] * 3 + [lp.KEY_TYPE] * 3 + [lp.TEAM_TYPE]
                            + [lp.MEMBER_TYPE] * 2 + ["pulumi-python:dynamic/litellm:Ledger"])
     configure(analyzer, info)
     assert summary(preview(analyzer, dev_stack)) == []
@@ -171,6 +171,8 @@ def test_the_committed_pack_config_lets_the_dev_stack_through(analyzer, info, de
     assert summary(preview(analyzer, dev_stack)) == [
         ("litellm-key-expires", "Key 'dev-alice': duration '365d' is longer than the maximum key lifetime '7d' (maxDuration)"),
         ("litellm-key-expires", "Key 'dev-bob': duration '30d' is longer than the maximum key lifetime '7d' (maxDuration)"),
+        ("litellm-key-expires", "Key 'jdoe@example.edu': duration '30d' is longer than the maximum key lifetime '7d' "
+                                "(maxDuration)"),
     ]
 
 
@@ -240,12 +242,16 @@ def test_the_pack_config_sets_parameters_and_enforcement_levels(analyzer, info, 
                                   "is not in allowedDomains ['corp.example.com']"),
         ("litellm-email-domains", "User 'dev-bob': user_email 'bob@example.org' has domain 'example.org', which is "
                                   "not in allowedDomains ['corp.example.com']"),
+        ("litellm-email-domains", "User 'jdoe@example.edu': user_email 'jdoe@example.edu' has domain 'example.edu', "
+                                  "which is not in allowedDomains ['corp.example.com']"),
         ("litellm-key-expires", "Key 'dev-alice': duration '365d' is longer than the maximum key lifetime '30d' "
                                 "(maxDuration)"),
         ("litellm-model-access", "Key 'dev-bob': models 'fake-gpt-4o-mini' is not in allowedModels ['fake-gpt-4o']"),
+        ("litellm-model-access", "Key 'jdoe@example.edu': models 'fake-mock' is not in allowedModels ['fake-gpt-4o']"),
         ("litellm-model-access", "Team 'dev-platform': models 'fake-gpt-4o-mini' is not in allowedModels "
                                  "['fake-gpt-4o']"),
         ("litellm-model-access", "User 'dev-bob': models 'fake-gpt-4o-mini' is not in allowedModels ['fake-gpt-4o']"),
+        ("litellm-model-access", "User 'jdoe@example.edu': models 'fake-mock' is not in allowedModels ['fake-gpt-4o']"),
     ]
     assert {d.enforcementLevel for d in diagnostics if d.policyName == "litellm-email-domains"} == {pb.ADVISORY}
 

@@ -25,8 +25,8 @@ def test_the_examples_come_from_the_providers_diff():
                (budget[urn] for urn in changed))
 
     rotated = pe.plan(before, pe.program(base, token=pe.NEW_TOKEN))
-    custom = [urn for urn, r in before.items() if r.custom]  # 2 users, 2 keys, the team, 2 memberships
-    assert len(custom) == 7 and all(rotated[urn][0] == "update" and rotated[urn][1].diffs == ["token"] for urn in custom)
+    custom = [urn for urn, r in before.items() if r.custom]  # 3 users, 3 keys, the team, 2 memberships
+    assert len(custom) == 9 and all(rotated[urn][0] == "update" and rotated[urn][1].diffs == ["token"] for urn in custom)
 
 
 def test_an_unchanged_program_previews_no_change():

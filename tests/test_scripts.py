@@ -28,7 +28,7 @@ def test_dev_stack_config_is_valid_program_input() -> None:
     config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
     assert config["litellm:url"].startswith("http://127.0.0.1")
     users = program_namespace()["validate_users"](config["litellm:users"])
-    assert {u["user_id"] for u in users} == {"dev-alice", "dev-bob"}
+    assert {u["user_id"] for u in users} == {"dev-alice", "dev-bob", "jdoe@example.edu"}
     for user in users:
         validate(UserWithKeyArgs(url=config["litellm:url"], token="sk-dev", **user))
 

@@ -241,6 +241,11 @@ func (h *languageHost) RunPlugin(
 	if err != nil {
 		return err
 	}
+	// A pack whose virtualenv is missing would start on the ambient Python, fail to import pulumi_policy and
+	// leave the engine waiting for an analyzer that never answers: say so instead.
+	if err := tc.ValidateVenv(ctx); err != nil {
+		return fmt.Errorf("policy pack %s: %w", req.Info.ProgramDirectory, err)
+	}
 	args := append([]string{"-u", "-m", "pulumi.policy"}, req.Args...)
 	cmd, err := tc.Command(ctx, append(args, req.Info.ProgramDirectory)...)
 	if err != nil {
