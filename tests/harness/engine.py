@@ -53,6 +53,7 @@ import json
 import os
 import re
 import threading
+import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
@@ -173,8 +174,10 @@ class Result:
 
 
 def _as_config_string(value: Any) -> str:
-    """Stack config values reach the program and the plugin as strings; objects and lists as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
+    """Stack config values reach the program and the plugin as strings; objects and lists as JSON the way
+    the engine (Go's json.Marshal) writes them: keys sorted, no spaces, UTF-8 as is."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"),
+                                                             ensure_ascii=False)
 
 
 def _project_name(project_dir: Path) -> str:
@@ -402,8 +405,14 @@ class Stack:
         (Deployment.EnsureProvider loads the provider from the state), or the current config."""
         return saved if saved is not None and not run_program else self._current_config()
 
-    def _plugin(self, result: Result, config: "_Config") -> "_Session":
-        return _Session(self, result, config)
+    def _plugin(self, result: Result, config: "_Config", saved: Optional["_Config"] = None,
+                program: bool = False) -> "_Session":
+        return _Session(self, result, config, saved, program)
+
+    @property
+    def provider_urn(self) -> str:
+        """The default provider of the dynamic resources, as the engine names it."""
+        return f"urn:pulumi:{self.name}::{self.project}::pulumi:providers:pulumi-python::default"
 
     def _stack_outputs(self) -> Props:
         for resource in self.resources():
@@ -459,7 +468,7 @@ class _Update:
         self.stack, self.preview = stack, preview
         self.result = Result("preview" if preview else "up")
         self.config = stack._current_config()
-        entries = stack._load()
+        entries, self.saved = stack._load_with_config()
         self.old = {r.urn: r for r in entries if not r.delete}  # live entries of the last state, by URN
         self.condemned = [r for r in entries if r.delete]  # old halves of replacements, deleted at the end
         self.new: dict[str, Resource] = {}  # what this run registered
@@ -472,7 +481,7 @@ class _Update:
 
     # ------------------------------------------------------------------ run
     def run(self) -> Result:
-        with self.stack._plugin(self.result, self.config) as self.plugin:
+        with self.stack._plugin(self.result, self.config, self.saved, program=True) as self.plugin:
             try:
                 self.result.messages = run_program(
                     self.stack.program, EngineMonitor(self.register, self.register_outputs),
@@ -571,7 +580,8 @@ class _Update:
 
     def custom(self, reg: Registration) -> tuple[str, Props]:
         prior = self.old.get(reg.urn)
-        checked = self.check(reg, prior.inputs if prior else {})
+        # Deleted above for a delete-before-replace (the engine's `recreating`): its old inputs are gone.
+        checked = self.check(reg, prior if prior and reg.urn not in self.recreate else None)
         step = Step("create", reg.urn, reg.type)
         delete_first = False  # for a replace: delete-before-replace (else create-before-delete)
         if reg.urn in self.recreate:  # deleted above for a delete-before-replace: re-created, no Diff
@@ -585,7 +595,7 @@ class _Update:
             step.replaces = diff.replaces
             if prior.pending_replacement or (changes and diff.replaces):  # continueStepsFromDiff
                 step.op, delete_first = "replace", diff.delete_before_replace
-                checked = self.check(reg, {})  # the engine checks a replacement again, with no olds
+                checked = self.check(reg, None)  # the engine checks a replacement again, with no olds
             else:
                 step.op = "update" if changes else "same"
         with self.lock:
@@ -621,8 +631,10 @@ class _Update:
             self.snapshot()
         return id_, outputs
 
-    def check(self, reg: Registration, olds: Props) -> Props:
-        checked, failures = self.plugin.check(reg.urn, reg.type, reg.name, olds, reg.inputs)
+    def check(self, reg: Registration, prior: Optional[Resource]) -> Props:
+        """Check against the old inputs and outputs of `prior`, or none (a new resource, a replacement)."""
+        olds, old_outputs = (prior.inputs, prior.outputs) if prior is not None else ({}, {})
+        checked, failures = self.plugin.check(reg.urn, reg.type, reg.name, olds, reg.inputs, old_outputs)
         if failures:  # a Check failure bails the deployment, preview included
             raise EngineError(f"{reg.urn}: " + "; ".join(reason for _, reason in failures), self.result)
         return annotate_secrets(checked, reg.inputs)
@@ -677,20 +689,34 @@ class PluginUsage:
 
 
 class _Session:
-    """A plugin for one operation: started, GetPluginInfo, Configure; stopped (killed) at the end."""
+    """A plugin for one operation, spoken to in the engine's order: Handshake, GetPluginInfo, then (when the
+    program runs) CheckConfig and, with a provider in the state, DiffConfig, then Configure; Cancel at the end,
+    then the process is killed."""
 
-    def __init__(self, stack: Stack, result: Result, config: _Config) -> None:
-        self.result, self.config = result, config
-        self.plugin = Plugin(stack.project_dir, env=stack.plugin_env)
+    def __init__(self, stack: Stack, result: Result, config: _Config, saved: Optional[_Config] = None,
+                 program: bool = False) -> None:
+        self.result, self.config, self.saved, self.program = result, config, saved, program
+        self.urn = stack.provider_urn
+        self.id = str(uuid.uuid5(uuid.NAMESPACE_URL, str(stack.state_file.resolve())))
+        self.plugin = Plugin(stack.project_dir, env=stack.plugin_env,
+                             debug_grpc=stack.plugin_env.get("PULUMI_DEBUG_GRPC"))
 
     def __enter__(self) -> Plugin:
         self.plugin.start()
+        self.plugin.handshake()
         self.plugin.get_plugin_info()
-        self.plugin.configure(self.config.values, self.config.secret_keys)
+        if self.program:
+            olds = self.saved.wire() if self.saved is not None else {}
+            self.plugin.check_config(self.urn, olds, self.config.wire())
+            if self.saved is not None:
+                self.plugin.diff_config(self.urn, olds, self.config.wire())
+        self.plugin.configure(self.config.values, self.config.secret_keys, self.urn, self.id)
         self.started = self.plugin.usage()
         return self.plugin
 
     def __exit__(self, *_: object) -> None:
+        with contextlib.suppress(Exception):  # the plugin may be gone already (a killed or broken process)
+            self.plugin.cancel()
         self.result.rpcs = list(self.plugin.calls)
         self.plugin.__exit__()
         end, start = self.plugin.final_usage, getattr(self, "started", None)
