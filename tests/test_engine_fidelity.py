@@ -130,10 +130,10 @@ def test_a_failed_delete_before_replace_leaves_it_pending_and_the_next_up_replac
     assert stack.up().ops()["Rec/a"] == "same"
 
 
-def test_a_pending_replacement_whose_diff_says_create_first_is_created_then_deleted_by_its_old_id(rec_stack, cloud):
-    """The engine takes the order from Diff again: without deleteBeforeReplace it creates, then calls Delete
-    with the old id at the end of the run. For a caller-chosen id, that deletes what it just created (the
-    data-loss bug of issue 9, which the providers avoid by answering deleteBeforeReplace)."""
+def test_a_pending_replacement_whose_diff_says_create_first_is_only_created(rec_stack, cloud):
+    """pulumi 3.274 (continueStepsFromDiff): a resource pending replacement was deleted by the failed run, so
+    whatever order Diff asks for now, it is only created; nothing deletes it by its old id at the end of the
+    run (the harness's earlier reading of the engine did, which deleted a caller-chosen id just created)."""
     spec: Spec = {"a": {"identity": "one", "fixed_id": "a1", "dbr": True}}
     stack = rec_stack(spec)
     stack.up()
@@ -144,9 +144,31 @@ def test_a_pending_replacement_whose_diff_says_create_first_is_created_then_dele
     spec["a"].update(identity="one", fail_create=False, dbr=False)
     cloud.clear_log()
     stack.up()
-    assert cloud.calls("delete", "create") == [("create", "a"), ("delete", "a")]
-    assert cloud.objects() == {}  # gone, while the state says it exists
-    assert [r.id for r in entries(stack, "a")] == ["a1"]
+    assert cloud.calls("delete", "create") == [("create", "a")]
+    assert cloud.objects() == {"obj-a1": {"name": "a", "value": None, "identity": "one"}}
+    assert [(r.id, r.pending_replacement, r.delete) for r in entries(stack, "a")] == [("a1", False, False)]
+
+
+def test_a_dependent_already_pending_replacement_is_replaced_by_its_own_registration(rec_stack, cloud):
+    """Seen on pulumi 3.274 (tests/engine/test_harness_matches_engine.py): when a delete-before-replace finds
+    a dependent that an earlier failed run deleted already, it diffs it but neither deletes it nor re-creates
+    it as a dependent; the dependent's own registration does: Check with its old inputs, Diff, Check again
+    with none, Create, and no Delete at the end (its old object is gone)."""
+    spec: Spec = {"a": {"identity": "one", "fixed_id": "a1", "dbr": True}, "b": {"identity_from": "a"}}
+    stack = rec_stack(spec)
+    stack.up()
+    spec["a"].update(identity="two", fail_create=True)
+    with pytest.raises(EngineError):
+        stack.up()
+    assert [r.pending_replacement for r in (*entries(stack, "a"), *entries(stack, "b"))] == [True, True]
+
+    spec["a"].update(identity="one", fail_create=False)
+    cloud.clear_log()
+    up = stack.up()
+    assert [m for m, urn in up.rpcs if urn.endswith("::b")] == ["Diff", "Check", "Diff", "Check", "Create"]
+    assert cloud.calls("delete") == []
+    assert up.ops() == {"Rec/a": "replace", "Rec/b": "replace"}
+    assert sorted(o["name"] for o in cloud.objects().values()) == ["a", "b"]
 
 
 def test_destroy_only_drops_a_pending_replacement(rec_stack, cloud):

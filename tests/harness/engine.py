@@ -619,9 +619,10 @@ class _Update:
             if not id_:
                 raise EngineError(f"{reg.urn}: plugin returned empty resource.ID", self.result)
             outputs = Stack._secret_outputs(outs, checked, reg.additional_secret_outputs)
-            if step.op == "replace" and not delete_first and reg.urn not in self.recreate:
-                with self.lock:  # create-before-delete: the old one is deleted last, by its old id, even
-                    self.condemned.append(dataclasses.replace(prior, delete=True))  # if already deleted
+            if step.op == "replace" and not delete_first and reg.urn not in self.recreate \
+                    and not prior.pending_replacement:  # a pending one is deleted already: only created
+                with self.lock:  # create-before-delete: the old one is deleted last, by its old id
+                    self.condemned.append(dataclasses.replace(prior, delete=True))
 
         with self.lock:
             record = Resource(reg.urn, reg.type, True, id_, reg.parent, checked, outputs, reg.dependencies,
@@ -644,6 +645,8 @@ class _Update:
         """Delete-before-replace: the dependents that the change would replace, dependents first, then the
         resource unless an earlier run already deleted it; each stays in the state as pending replacement."""
         for dependent, keys in self.dependents_to_replace(prior):
+            if dependent.pending_replacement:  # deleted by an earlier run: not deleted again, nor re-created
+                continue  # here; its own registration replaces it (continueStepsFromDiff)
             self.delete_replaced(dependent)
             with self.lock:
                 self.recreate[dependent.urn] = keys
