@@ -226,6 +226,31 @@ def test_a_failed_run_keeps_the_old_half_of_a_replacement_and_the_next_up_delete
     assert f"obj-{old_id}" not in cloud.objects() and len(entries(stack, "a")) == 1
 
 
+def test_refresh_reads_the_old_half_of_a_replacement_and_drops_it_once_gone(rec_stack, cloud):
+    """RefreshStep reads every custom resource of the state but those pending replacement: the old half of a
+    failed run's replacement too, by its old id; gone, it leaves the state and the next up deletes nothing."""
+    spec: Spec = {"a": {"identity": "one"}, "b": {"value": "x"}}
+    stack = rec_stack(spec)
+    stack.up()
+    old_id = stack.resource("Rec", "a").id
+    spec["a"]["identity"] = "two"
+    spec["b"].update(value_from="a", fail_update=True)
+    with pytest.raises(EngineError):
+        stack.up()
+    new_id = stack.resource("Rec", "a").id
+
+    (cloud.path / f"obj-{old_id}.json").unlink()  # the old object goes out of band
+    cloud.clear_log()
+    stack.refresh()
+    assert sorted(e["id"] for e in cloud.events("read")) == sorted([old_id, new_id, stack.resource("Rec", "b").id])
+    assert [(r.id, r.delete) for r in entries(stack, "a")] == [(new_id, False)]
+
+    spec["b"]["fail_update"] = False
+    cloud.clear_log()
+    stack.up()
+    assert cloud.events("delete") == []
+
+
 # ---------------------------------------------------- dependent replacements
 def test_delete_before_replace_first_deletes_the_dependents_it_would_replace(rec_stack, cloud):
     spec: Spec = {"a": {"identity": "one", "dbr": True}, "b": {"identity_from": "a"}, "c": {"value_from": "a"}}

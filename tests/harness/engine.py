@@ -5,26 +5,33 @@ and benchmarks only (the pulumi CLI is not needed and never used).
     stack.preview(); stack.up(); stack.refresh(); stack.destroy()
     stack.outputs, stack.secret_outputs, stack.plaintext_secrets(), stack.state_file
 
-It follows the engine's own code (github.com/pulumi/pulumi v3.260, pkg/resource/deploy/: step_generator.go,
-step.go, step_executor.go, deployment.go, target.go); docs/engine-fidelity.md maps each behaviour to the
-engine function it follows and the test that covers it. In short:
+It follows the engine's own code (github.com/pulumi/pulumi v3.274.0, pkg/resource/deploy/: step_generator.go,
+step.go, step_executor.go, deployment.go, target.go) and is checked against the real engine: the same
+scenarios through both, every call to the plugin compared (tests/engine/test_harness_matches_engine.py);
+docs/engine-fidelity.md maps each behaviour to the engine function it follows and the test that covers it,
+and lists what still differs. In short:
 
 - Plugin: every operation starts the real dynamic-provider plugin (`python -u -m pulumi.dynamic`, cwd = the
-  project root, the caller's environment as the plugin inherits `pulumi`'s), calls GetPluginInfo, then
-  Configure with the whole stack config (target.go GetPackageConfig: `project:key` names, strings, secrets
-  wrapped). preview/up configure it from the current config and save that config in the state; refresh and
-  destroy run no program and configure it from the config saved at the last up (`run_program=True`: the
-  current one, as `--run-program`). The plugin answers acceptSecrets=false, so secrets are stripped on the wire.
+  project root, the caller's environment as the plugin inherits `pulumi`'s) and calls, as the engine does,
+  Handshake (Unimplemented), GetPluginInfo, CheckConfig and DiffConfig when the program runs (Unimplemented),
+  then Configure with the whole stack config (target.go GetPackageConfig: `project:key` names, strings,
+  objects as Go's JSON, secrets wrapped), and Cancel at the end. preview/up configure it from the current
+  config and save that config in the state; refresh and destroy run no program and configure it from the
+  config saved at the last up (`run_program=True`: the current one, as `--run-program`). The plugin answers
+  acceptSecrets=false, so secrets are stripped on the wire. With PULUMI_DEBUG_GRPC=<file> in `plugin_env`,
+  every call is appended to the file as the engine's own trace writes it (raw secrets included, as there).
 - Program: preview and up run the program (`__main__.py` or a callable) in this process under the SDK's mock
   runtime; each registration is a step, run as it arrives (up to `parallel` at once, default 4 x cores):
-  Check (olds = old inputs) -> Diff (olds = old outputs) -> Create / Update / Same / Replace.
+  Check (olds = old inputs, oldOutputs) -> Diff (olds = old outputs) -> Create / Update / Same / Replace.
 - Replace (continueStepsFromDiff): when Diff asks for it, or always for a resource left pending replacement.
   A second Check runs with no olds. Delete-before-replace (Diff's deleteBeforeReplace) first deletes the
   dependents whose Diff, with the inputs that depend on the replaced resource unknown, asks for replacement
-  (calculateDependentReplacements), dependents first, then the resource unless it is already pending
-  replacement; each stays in the state marked `pending_replacement` until its create succeeds. Create-before-
-  delete creates the new one and keeps the old one in the state marked `delete`; it is deleted after all
-  creates and updates (GenerateDeletes), or by the next up if this one fails.
+  (calculateDependentReplacements), dependents first, then the resource; a resource or dependent already
+  pending replacement is not deleted again (a dependent is then replaced by its own registration). Each stays
+  in the state marked `pending_replacement` until its create succeeds; a re-created dependent is checked with
+  no olds. Create-before-delete creates the new one and keeps the old one in the state marked `delete`; it is
+  deleted after all creates and updates (GenerateDeletes), or by the next up if this one fails; a pending
+  replacement is only created, whatever order Diff asks for.
 - Deletes at the end of an up: the condemned (`delete`) entries and what the program no longer declares, in
   reverse dependency order, in parallel; a pending-replacement entry nobody declares is dropped without a
   Delete (RemovePendingReplaceStep). Destroy does the same for the whole state.
@@ -319,7 +326,9 @@ class Stack:
                                              changed, diff.replaces))
                     self._save(entries, kept)
 
-            custom = [r for r in entries if r.custom and not r.delete and not r.pending_replacement]
+            # RefreshStep: every custom resource, old halves of replacements (`delete`) included; one pending
+            # replacement is deleted already and is not read.
+            custom = [r for r in entries if r.custom and not r.pending_replacement]
             with ThreadPoolExecutor(self.parallel) as pool:
                 for done in [pool.submit(read, r) for r in custom]:
                     done.result()
