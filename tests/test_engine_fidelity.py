@@ -268,6 +268,31 @@ def test_delete_before_replace_first_deletes_the_dependents_it_would_replace(rec
     assert sorted(o["name"] for o in cloud.objects().values()) == ["a", "b", "c"]
 
 
+# ------------------------------------------------------- the plugin session
+def test_the_plugin_session_and_its_trace_follow_the_engine(rec_stack, cloud, tmp_path):
+    """pulumi 3.274's calls to the plugin (tests/engine/test_harness_matches_engine.py compares them with the
+    engine's), written where PULUMI_DEBUG_GRPC says, one JSON line per completed call as the engine writes."""
+    trace = tmp_path / "grpc.jsonl"
+    stack = rec_stack({"a": {"value": "x"}})
+    stack.plugin_env["PULUMI_DEBUG_GRPC"] = str(trace)
+    stack.up()
+    stack.up()
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert [line["method"].rsplit("/", 1)[-1] for line in lines] == [
+        "Handshake", "GetPluginInfo", "CheckConfig", "Configure", "Check", "Create", "Cancel",
+        "Handshake", "GetPluginInfo", "CheckConfig", "DiffConfig", "Configure", "Check", "Diff", "Cancel",
+    ]
+    assert lines[0]["errors"] == ["rpc error: code = Unimplemented desc = Method not implemented!"]
+    configure = lines[3]["request"]
+    assert configure["variables"] == {"pulumi-python:config:rec:token": "token-1"}
+    assert (configure["urn"], configure["type"], configure["name"]) == (
+        "urn:pulumi:test::litellm-access::pulumi:providers:pulumi-python::default",
+        "pulumi:providers:pulumi-python", "default")
+    assert {line["metadata"]["name"] for line in lines} == {"pulumi-python"}
+    second_check = lines[12]["request"]
+    assert second_check["olds"]["value"] == "x" and second_check["oldOutputs"]["secret_out"].startswith("s3cr3t-")
+
+
 # --------------------------------------------- provider config on refresh/destroy
 def test_refresh_and_destroy_configure_the_plugin_from_the_last_up_unless_run_program(rec_stack, cloud):
     stack = rec_stack({"a": {"value": "x"}})

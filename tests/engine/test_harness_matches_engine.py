@@ -1,11 +1,10 @@
 """The harness (tests/harness), checked against the real engine (issue 17, part 4).
 
-One scenario runs through both, each on its own users: up of a stack with a generated-key user and an auto-key
-user, a no-op preview and up, a budget change, a user_id change (a delete-before-replace of the User and of
-its Key), refresh, destroy. Both record every gRPC call to the dynamic-provider plugin in the same format: the
+Each scenario (`lifecycle`, `pending_replacement`: see their functions) runs through both, each side on its own
+users on the real proxy. Both record every gRPC call to the dynamic-provider plugin in the same format: the
 engine because PULUMI_DEBUG_GRPC names a file in the CLI's environment, the harness because the same variable
 is in its plugin environment (tests/harness/plugin.py writes the engine's JSON lines). The traces are
-normalised (ids, hashes, timestamps, raw keys, the admin token, each side's user ids) and compared:
+normalised (user and stack names, ids, hashes, timestamps, raw keys, the admin token) and compared per step:
 
 - per resource (URN): the methods called, in order, with the arguments that matter and the answers;
 - per user (the User and the Key share the user's resource name): the order of those calls across both;
@@ -13,8 +12,8 @@ normalised (ids, hashes, timestamps, raw keys, the admin token, each side's user
 - after each step, which properties the state holds as secrets, per URN.
 
 What is left out on purpose is in IGNORED (fields) and the refresh's order across resources (docs/engine-
-fidelity.md, "Checked against the real engine"). The traces hold raw secrets, as the engine writes them: they
-are read and deleted at once.
+fidelity.md, "Checked against the real engine"). The traces hold raw secrets, as the engine writes them: each
+is deleted once read, and whatever a failure leaves is deleted at teardown.
 """
 
 from __future__ import annotations
@@ -317,22 +316,32 @@ def blocker(api: LiteLLMClient, unique: str) -> Iterator[str]:
     api.user_delete(user_id)
 
 
+@pytest.fixture
+def trace_dir(tmp_path: Path) -> Iterator[Path]:
+    """Where the traces go; none outlives the test (they hold raw secrets)."""
+    path = tmp_path / "traces"
+    path.mkdir()
+    yield path
+    for trace in path.glob("*.jsonl"):
+        trace.unlink()
+
+
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_the_harness_calls_the_plugin_as_the_real_engine_does(
-    scenario: str, project: Project, litellm: Any, unique: str, blocker: str, tmp_path: Path
+    scenario: str, project: Project, litellm: Any, unique: str, blocker: str, tmp_path: Path, trace_dir: Path
 ) -> None:
     token = litellm.master_key
     subs_e = [(f"{unique}e", "<u>"), (unique, "<stack>"), (token, "<admin-token>")]
     subs_h = [(f"{unique}h", "<u>"), (unique, "<stack>"), (token, "<admin-token>")]
     users, steps = SCENARIOS[scenario](f"{unique}e", blocker)
-    engine = engine_run(project, token, users, steps, tmp_path, subs_e)
+    engine = engine_run(project, token, users, steps, trace_dir, subs_e)
 
     stack = Stack(tmp_path / "harness-state",
                   {"litellm:url": litellm.url, "litellm:token": token, "litellm:users": []},
                   name=unique, plugin_env={**os.environ, "PULUMI_DEBUG_GRPC": ""})
     users, steps = SCENARIOS[scenario](f"{unique}h", blocker)
     try:
-        harness = harness_run(stack, users, steps, tmp_path, subs_h)
+        harness = harness_run(stack, users, steps, trace_dir, subs_h)
     finally:
         stack.plugin_env.pop("PULUMI_DEBUG_GRPC")
         if stack.resources():
