@@ -57,14 +57,14 @@ MASKS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
-Users = list[dict[str, Any]]
+Config = dict[str, Any]  # the stack config the scenario changes: litellm:users, litellm:teams
 
 
 @dataclasses.dataclass
 class Step:
     label: str
     operation: str  # up, preview, refresh, destroy
-    change: Optional[Callable[[Users], None]] = None  # to the config before it
+    change: Optional[Callable[[Config], None]] = None  # to the config before it
     fails: bool = False  # the operation fails on both sides (a step of it failed)
 
 
@@ -81,24 +81,36 @@ def asmith(tag: str) -> dict[str, Any]:
             "max_budget": 5, "models": ["fake-mock"], "user_models": ["fake-mock"]}
 
 
-def set_user_id(index: int, user_id: str) -> Callable[[Users], None]:
+def set_user_id(index: int, user_id: str) -> Callable[[Config], None]:
     """A new user_id for one user; `name` keeps its resource names, so its User is replaced in place."""
 
-    def change(users: Users) -> None:
-        users[index].setdefault("name", users[index]["user_id"])
-        users[index]["user_id"] = user_id
+    def change(config: Config) -> None:
+        user = config["litellm:users"][index]
+        user.setdefault("name", user["user_id"])
+        user["user_id"] = user_id
 
     return change
 
 
-def budget_change(users: Users) -> None:
-    users[0]["max_budget"] = 20
+def budget_change(config: Config) -> None:
+    config["litellm:users"][0]["max_budget"] = 20
 
 
-def lifecycle(tag: str, blocker: str) -> tuple[Users, list[Step]]:
+def team_budget_change(config: Config) -> None:
+    config["litellm:teams"][0]["max_budget"] = 60
+
+
+def leave_team(config: Config) -> None:
+    """jdoe leaves the team, and its key with it (LiteLLM keeps a team key to the team's members)."""
+    user = config["litellm:users"][0]
+    user["teams"] = []
+    del user["team_id"]
+
+
+def lifecycle(tag: str, blocker: str) -> tuple[Config, list[Step]]:
     """Both key modes: up, no-op preview and up, a budget change (updates), a user_id change (a delete-before-
     replace of asmith's User and, as its dependent, its Key), refresh, destroy."""
-    return [jdoe(tag), asmith(tag)], [
+    return {"litellm:users": [jdoe(tag), asmith(tag)]}, [
         Step("up", "up"), Step("no-op preview", "preview"), Step("no-op up", "up"),
         Step("budget change", "up", budget_change),
         Step("user_id change", "up", set_user_id(1, f"asmith2-{tag}@example.edu")),
@@ -106,14 +118,25 @@ def lifecycle(tag: str, blocker: str) -> tuple[Users, list[Step]]:
     ]
 
 
-def pending_replacement(tag: str, blocker: str) -> tuple[Users, list[Step]]:
+def pending_replacement(tag: str, blocker: str) -> tuple[Config, list[Step]]:
     """A user_id change to an id that exists already: the User and its Key are deleted, the create fails and
     leaves both pending replacement; the change reverted, the next up re-creates them (issue 9 on the engine)."""
-    return [jdoe(tag)], [
+    return {"litellm:users": [jdoe(tag)]}, [
         Step("up", "up"),
         Step("user_id change that fails", "up", set_user_id(0, blocker), fails=True),
         Step("reverted", "up", set_user_id(0, f"jdoe-{tag}@example.edu")),
         Step("no-op up", "up"), Step("destroy", "destroy"),
+    ]
+
+
+def teams(tag: str, blocker: str) -> tuple[Config, list[Step]]:
+    """A team, jdoe a member with its key in the team (the Key depends on the Team): up, a team budget change,
+    jdoe leaves the team (its membership deleted, its key out of the team), refresh, destroy."""
+    team = {"team_id": f"red-{tag}", "team_alias": f"red {tag}", "models": ["fake-mock"], "max_budget": 50}
+    user = {**jdoe(tag), "teams": [team["team_id"]], "team_id": team["team_id"]}
+    return {"litellm:teams": [team], "litellm:users": [user]}, [
+        Step("up", "up"), Step("team budget change", "up", team_budget_change),
+        Step("member leaves", "up", leave_team), Step("refresh", "refresh"), Step("destroy", "destroy"),
     ]
 
 
@@ -128,6 +151,13 @@ ENGINE_METHODS = {
         ["Diff"] * 4 + ["Read"] * 4,
         ["Delete"] * 4,
     ],
+    "teams": [
+        ["Check"] * 4 + ["Create"] * 4,
+        ["Check"] * 4 + ["Diff"] * 4 + ["Update"],  # the Team only
+        ["Check"] * 3 + ["Delete"] + ["Diff"] * 3 + ["Update"],  # the membership deleted, the Key updated
+        ["Diff"] * 3 + ["Read"] * 3,
+        ["Delete"] * 3,
+    ],
     "pending_replacement": [
         ["Check"] * 2 + ["Create"] * 2,
         ["Check"] * 2 + ["Create"] + ["Delete"] * 2 + ["Diff"] * 2,  # the User's create fails
@@ -136,7 +166,7 @@ ENGINE_METHODS = {
         ["Delete"] * 2,
     ],
 }
-SCENARIOS = {"lifecycle": lifecycle, "pending_replacement": pending_replacement}
+SCENARIOS = {"lifecycle": lifecycle, "pending_replacement": pending_replacement, "teams": teams}
 
 
 # ------------------------------------------------------------ normalising
@@ -225,14 +255,14 @@ OPERATION_ARGS = {"up": ["up", "--yes", "--skip-preview"], "preview": ["preview"
                   "refresh": ["refresh", "--yes", "--skip-preview"], "destroy": ["destroy", "--yes", "--skip-preview"]}
 
 
-def engine_run(project: Project, token: str, users: Users, steps: list[Step], trace_dir: Path,
+def engine_run(project: Project, token: str, config: Config, steps: list[Step], trace_dir: Path,
                subs: list[tuple[str, str]]) -> list[dict[str, Any]]:
     project.set_secret("litellm:token", token)
     done = []
     for step in steps:
         if step.change:
-            step.change(users)
-        project.configure({"litellm:users": users})
+            step.change(config)
+        project.configure(config)
         trace = trace_dir / f"engine-{len(done)}.jsonl"
         run = project.run(*OPERATION_ARGS[step.operation], env={"PULUMI_DEBUG_GRPC": str(trace)}, check=False)
         assert (run.returncode != 0) == step.fails, f"{step.label}: pulumi exited {run.returncode}\n{run.stdout}"
@@ -241,13 +271,13 @@ def engine_run(project: Project, token: str, users: Users, steps: list[Step], tr
     return done
 
 
-def harness_run(stack: Stack, users: Users, steps: list[Step], trace_dir: Path,
+def harness_run(stack: Stack, config: Config, steps: list[Step], trace_dir: Path,
                 subs: list[tuple[str, str]]) -> list[dict[str, Any]]:
     done = []
     for step in steps:
         if step.change:
-            step.change(users)
-        stack.config["litellm:users"] = users
+            step.change(config)
+        stack.config.update(config)
         trace = trace_dir / f"harness-{len(done)}.jsonl"
         stack.plugin_env["PULUMI_DEBUG_GRPC"] = str(trace)
         try:
@@ -333,15 +363,15 @@ def test_the_harness_calls_the_plugin_as_the_real_engine_does(
     token = litellm.master_key
     subs_e = [(f"{unique}e", "<u>"), (unique, "<stack>"), (token, "<admin-token>")]
     subs_h = [(f"{unique}h", "<u>"), (unique, "<stack>"), (token, "<admin-token>")]
-    users, steps = SCENARIOS[scenario](f"{unique}e", blocker)
-    engine = engine_run(project, token, users, steps, trace_dir, subs_e)
+    config, steps = SCENARIOS[scenario](f"{unique}e", blocker)
+    engine = engine_run(project, token, config, steps, trace_dir, subs_e)
 
     stack = Stack(tmp_path / "harness-state",
                   {"litellm:url": litellm.url, "litellm:token": token, "litellm:users": []},
                   name=unique, plugin_env={**os.environ, "PULUMI_DEBUG_GRPC": ""})
-    users, steps = SCENARIOS[scenario](f"{unique}h", blocker)
+    config, steps = SCENARIOS[scenario](f"{unique}h", blocker)
     try:
-        harness = harness_run(stack, users, steps, trace_dir, subs_h)
+        harness = harness_run(stack, config, steps, trace_dir, subs_h)
     finally:
         stack.plugin_env.pop("PULUMI_DEBUG_GRPC")
         if stack.resources():
