@@ -130,10 +130,10 @@ def test_a_failed_delete_before_replace_leaves_it_pending_and_the_next_up_replac
     assert stack.up().ops()["Rec/a"] == "same"
 
 
-def test_a_pending_replacement_whose_diff_says_create_first_is_created_then_deleted_by_its_old_id(rec_stack, cloud):
-    """The engine takes the order from Diff again: without deleteBeforeReplace it creates, then calls Delete
-    with the old id at the end of the run. For a caller-chosen id, that deletes what it just created (the
-    data-loss bug of issue 9, which the providers avoid by answering deleteBeforeReplace)."""
+def test_a_pending_replacement_whose_diff_says_create_first_is_only_created(rec_stack, cloud):
+    """pulumi 3.274 (continueStepsFromDiff): a resource pending replacement was deleted by the failed run, so
+    whatever order Diff asks for now, it is only created; nothing deletes it by its old id at the end of the
+    run (the harness's earlier reading of the engine did, which deleted a caller-chosen id just created)."""
     spec: Spec = {"a": {"identity": "one", "fixed_id": "a1", "dbr": True}}
     stack = rec_stack(spec)
     stack.up()
@@ -144,9 +144,31 @@ def test_a_pending_replacement_whose_diff_says_create_first_is_created_then_dele
     spec["a"].update(identity="one", fail_create=False, dbr=False)
     cloud.clear_log()
     stack.up()
-    assert cloud.calls("delete", "create") == [("create", "a"), ("delete", "a")]
-    assert cloud.objects() == {}  # gone, while the state says it exists
-    assert [r.id for r in entries(stack, "a")] == ["a1"]
+    assert cloud.calls("delete", "create") == [("create", "a")]
+    assert cloud.objects() == {"obj-a1": {"name": "a", "value": None, "identity": "one"}}
+    assert [(r.id, r.pending_replacement, r.delete) for r in entries(stack, "a")] == [("a1", False, False)]
+
+
+def test_a_dependent_already_pending_replacement_is_replaced_by_its_own_registration(rec_stack, cloud):
+    """Seen on pulumi 3.274 (tests/engine/test_harness_matches_engine.py): when a delete-before-replace finds
+    a dependent that an earlier failed run deleted already, it diffs it but neither deletes it nor re-creates
+    it as a dependent; the dependent's own registration does: Check with its old inputs, Diff, Check again
+    with none, Create, and no Delete at the end (its old object is gone)."""
+    spec: Spec = {"a": {"identity": "one", "fixed_id": "a1", "dbr": True}, "b": {"identity_from": "a"}}
+    stack = rec_stack(spec)
+    stack.up()
+    spec["a"].update(identity="two", fail_create=True)
+    with pytest.raises(EngineError):
+        stack.up()
+    assert [r.pending_replacement for r in (*entries(stack, "a"), *entries(stack, "b"))] == [True, True]
+
+    spec["a"].update(identity="one", fail_create=False)
+    cloud.clear_log()
+    up = stack.up()
+    assert [m for m, urn in up.rpcs if urn.endswith("::b")] == ["Diff", "Check", "Diff", "Check", "Create"]
+    assert cloud.calls("delete") == []
+    assert up.ops() == {"Rec/a": "replace", "Rec/b": "replace"}
+    assert sorted(o["name"] for o in cloud.objects().values()) == ["a", "b"]
 
 
 def test_destroy_only_drops_a_pending_replacement(rec_stack, cloud):
@@ -204,6 +226,31 @@ def test_a_failed_run_keeps_the_old_half_of_a_replacement_and_the_next_up_delete
     assert f"obj-{old_id}" not in cloud.objects() and len(entries(stack, "a")) == 1
 
 
+def test_refresh_reads_the_old_half_of_a_replacement_and_drops_it_once_gone(rec_stack, cloud):
+    """RefreshStep reads every custom resource of the state but those pending replacement: the old half of a
+    failed run's replacement too, by its old id; gone, it leaves the state and the next up deletes nothing."""
+    spec: Spec = {"a": {"identity": "one"}, "b": {"value": "x"}}
+    stack = rec_stack(spec)
+    stack.up()
+    old_id = stack.resource("Rec", "a").id
+    spec["a"]["identity"] = "two"
+    spec["b"].update(value_from="a", fail_update=True)
+    with pytest.raises(EngineError):
+        stack.up()
+    new_id = stack.resource("Rec", "a").id
+
+    (cloud.path / f"obj-{old_id}.json").unlink()  # the old object goes out of band
+    cloud.clear_log()
+    stack.refresh()
+    assert sorted(e["id"] for e in cloud.events("read")) == sorted([old_id, new_id, stack.resource("Rec", "b").id])
+    assert [(r.id, r.delete) for r in entries(stack, "a")] == [(new_id, False)]
+
+    spec["b"]["fail_update"] = False
+    cloud.clear_log()
+    stack.up()
+    assert cloud.events("delete") == []
+
+
 # ---------------------------------------------------- dependent replacements
 def test_delete_before_replace_first_deletes_the_dependents_it_would_replace(rec_stack, cloud):
     spec: Spec = {"a": {"identity": "one", "dbr": True}, "b": {"identity_from": "a"}, "c": {"value_from": "a"}}
@@ -219,6 +266,31 @@ def test_delete_before_replace_first_deletes_the_dependents_it_would_replace(rec
     assert cloud.calls("create")[:2] == [("create", "a"), ("create", "b")]
     assert up.ops() == {"Rec/a": "replace", "Rec/b": "replace", "Rec/c": "update"}
     assert sorted(o["name"] for o in cloud.objects().values()) == ["a", "b", "c"]
+
+
+# ------------------------------------------------------- the plugin session
+def test_the_plugin_session_and_its_trace_follow_the_engine(rec_stack, cloud, tmp_path):
+    """pulumi 3.274's calls to the plugin (tests/engine/test_harness_matches_engine.py compares them with the
+    engine's), written where PULUMI_DEBUG_GRPC says, one JSON line per completed call as the engine writes."""
+    trace = tmp_path / "grpc.jsonl"
+    stack = rec_stack({"a": {"value": "x"}})
+    stack.plugin_env["PULUMI_DEBUG_GRPC"] = str(trace)
+    stack.up()
+    stack.up()
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert [line["method"].rsplit("/", 1)[-1] for line in lines] == [
+        "Handshake", "GetPluginInfo", "CheckConfig", "Configure", "Check", "Create", "Cancel",
+        "Handshake", "GetPluginInfo", "CheckConfig", "DiffConfig", "Configure", "Check", "Diff", "Cancel",
+    ]
+    assert lines[0]["errors"] == ["rpc error: code = Unimplemented desc = Method not implemented!"]
+    configure = lines[3]["request"]
+    assert configure["variables"] == {"pulumi-python:config:rec:token": "token-1"}
+    assert (configure["urn"], configure["type"], configure["name"]) == (
+        "urn:pulumi:test::litellm-access::pulumi:providers:pulumi-python::default",
+        "pulumi:providers:pulumi-python", "default")
+    assert {line["metadata"]["name"] for line in lines} == {"pulumi-python"}
+    second_check = lines[12]["request"]
+    assert second_check["olds"]["value"] == "x" and second_check["oldOutputs"]["secret_out"].startswith("s3cr3t-")
 
 
 # --------------------------------------------- provider config on refresh/destroy

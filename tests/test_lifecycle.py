@@ -140,7 +140,8 @@ def test_preview_of_a_new_stack_calls_check_and_diff_only_and_nothing_on_the_pro
     result = stack.preview()
 
     assert tap.calls == []  # zero calls to the proxy
-    assert result.methods() == {"GetPluginInfo", "Configure", "Check"}  # nothing to diff against yet
+    # What pulumi 3.274 sends: nothing to diff against yet, and no provider in the state for DiffConfig.
+    assert result.methods() == {"Handshake", "GetPluginInfo", "CheckConfig", "Configure", "Check", "Cancel"}
     assert result.ops() == {"Ledger/ledger": "create", **{f"{t}/{u}": "create" for u in (a["user_id"], b["user_id"])
                                                           for t in ("UserWithKey", "User", "Key")}}
     assert not stack.state_file.exists()
@@ -215,13 +216,15 @@ def test_noop_preview_and_noop_up_make_no_call_that_changes_anything(stacks, tap
     tap.reset()
     preview = stack.preview()
     assert set(preview.ops().values()) == {"same"}
-    assert preview.methods() == {"GetPluginInfo", "Configure", "Check", "Diff"}
+    assert preview.methods() == {"Handshake", "GetPluginInfo", "CheckConfig", "DiffConfig", "Configure", "Check",
+                                 "Diff", "Cancel"}
     assert tap.count() == 0
 
     tap.reset()
     up = stack.up()
     assert set(up.ops().values()) == {"same"}
-    assert up.methods() == {"GetPluginInfo", "Configure", "Check", "Diff"}  # no Create/Update/Delete/Read
+    assert up.methods() == {"Handshake", "GetPluginInfo", "CheckConfig", "DiffConfig", "Configure", "Check",
+                            "Diff", "Cancel"}  # no Create/Update/Delete/Read
     assert tap.count() == 0 and writes(tap) == 0  # not a single call, so none that changes anything
     assert {r.urn: r.outputs for r in stack.resources()} == before
     for s in (a, b):
@@ -342,7 +345,8 @@ def test_out_of_band_edits_and_deletes_are_found_by_refresh_and_undone_by_up(sta
                                                                  "metadata": {"edited": True}})
     tap.reset()
     refresh = stack.refresh()
-    assert refresh.methods() == {"GetPluginInfo", "Configure", "Read", "Diff"}  # the engine diffs after Read
+    # No program runs: no CheckConfig/DiffConfig; the engine diffs after Read.
+    assert refresh.methods() == {"Handshake", "GetPluginInfo", "Configure", "Read", "Diff", "Cancel"}
     assert calls(tap) == Counter({"GET /user/info": 2, "GET /key/info": 2})  # 2 per UserWithKey
     for s in users:
         uid = s["user_id"]

@@ -5,26 +5,33 @@ and benchmarks only (the pulumi CLI is not needed and never used).
     stack.preview(); stack.up(); stack.refresh(); stack.destroy()
     stack.outputs, stack.secret_outputs, stack.plaintext_secrets(), stack.state_file
 
-It follows the engine's own code (github.com/pulumi/pulumi v3.260, pkg/resource/deploy/: step_generator.go,
-step.go, step_executor.go, deployment.go, target.go); docs/engine-fidelity.md maps each behaviour to the
-engine function it follows and the test that covers it. In short:
+It follows the engine's own code (github.com/pulumi/pulumi v3.274.0, pkg/resource/deploy/: step_generator.go,
+step.go, step_executor.go, deployment.go, target.go) and is checked against the real engine: the same
+scenarios through both, every call to the plugin compared (tests/engine/test_harness_matches_engine.py);
+docs/engine-fidelity.md maps each behaviour to the engine function it follows and the test that covers it,
+and lists what still differs. In short:
 
 - Plugin: every operation starts the real dynamic-provider plugin (`python -u -m pulumi.dynamic`, cwd = the
-  project root, the caller's environment as the plugin inherits `pulumi`'s), calls GetPluginInfo, then
-  Configure with the whole stack config (target.go GetPackageConfig: `project:key` names, strings, secrets
-  wrapped). preview/up configure it from the current config and save that config in the state; refresh and
-  destroy run no program and configure it from the config saved at the last up (`run_program=True`: the
-  current one, as `--run-program`). The plugin answers acceptSecrets=false, so secrets are stripped on the wire.
+  project root, the caller's environment as the plugin inherits `pulumi`'s) and calls, as the engine does,
+  Handshake (Unimplemented), GetPluginInfo, CheckConfig and DiffConfig when the program runs (Unimplemented),
+  then Configure with the whole stack config (target.go GetPackageConfig: `project:key` names, strings,
+  objects as Go's JSON, secrets wrapped), and Cancel at the end. preview/up configure it from the current
+  config and save that config in the state; refresh and destroy run no program and configure it from the
+  config saved at the last up (`run_program=True`: the current one, as `--run-program`). The plugin answers
+  acceptSecrets=false, so secrets are stripped on the wire. With PULUMI_DEBUG_GRPC=<file> in `plugin_env`,
+  every call is appended to the file as the engine's own trace writes it (raw secrets included, as there).
 - Program: preview and up run the program (`__main__.py` or a callable) in this process under the SDK's mock
   runtime; each registration is a step, run as it arrives (up to `parallel` at once, default 4 x cores):
-  Check (olds = old inputs) -> Diff (olds = old outputs) -> Create / Update / Same / Replace.
+  Check (olds = old inputs, oldOutputs) -> Diff (olds = old outputs) -> Create / Update / Same / Replace.
 - Replace (continueStepsFromDiff): when Diff asks for it, or always for a resource left pending replacement.
   A second Check runs with no olds. Delete-before-replace (Diff's deleteBeforeReplace) first deletes the
   dependents whose Diff, with the inputs that depend on the replaced resource unknown, asks for replacement
-  (calculateDependentReplacements), dependents first, then the resource unless it is already pending
-  replacement; each stays in the state marked `pending_replacement` until its create succeeds. Create-before-
-  delete creates the new one and keeps the old one in the state marked `delete`; it is deleted after all
-  creates and updates (GenerateDeletes), or by the next up if this one fails.
+  (calculateDependentReplacements), dependents first, then the resource; a resource or dependent already
+  pending replacement is not deleted again (a dependent is then replaced by its own registration). Each stays
+  in the state marked `pending_replacement` until its create succeeds; a re-created dependent is checked with
+  no olds. Create-before-delete creates the new one and keeps the old one in the state marked `delete`; it is
+  deleted after all creates and updates (GenerateDeletes), or by the next up if this one fails; a pending
+  replacement is only created, whatever order Diff asks for.
 - Deletes at the end of an up: the condemned (`delete`) entries and what the program no longer declares, in
   reverse dependency order, in parallel; a pending-replacement entry nobody declares is dropped without a
   Delete (RemovePendingReplaceStep). Destroy does the same for the whole state.
@@ -56,6 +63,7 @@ import json
 import os
 import re
 import threading
+import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
@@ -176,8 +184,10 @@ class Result:
 
 
 def _as_config_string(value: Any) -> str:
-    """Stack config values reach the program and the plugin as strings; objects and lists as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
+    """Stack config values reach the program and the plugin as strings; objects and lists as JSON the way
+    the engine (Go's json.Marshal) writes them: keys sorted, no spaces, UTF-8 as is."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"),
+                                                             ensure_ascii=False)
 
 
 def _project_name(project_dir: Path) -> str:
@@ -319,7 +329,9 @@ class Stack:
                                              changed, diff.replaces))
                     self._save(entries, kept)
 
-            custom = [r for r in entries if r.custom and not r.delete and not r.pending_replacement]
+            # RefreshStep: every custom resource, old halves of replacements (`delete`) included; one pending
+            # replacement is deleted already and is not read.
+            custom = [r for r in entries if r.custom and not r.pending_replacement]
             with ThreadPoolExecutor(self.parallel) as pool:
                 for done in [pool.submit(read, r) for r in custom]:
                     done.result()
@@ -405,8 +417,14 @@ class Stack:
         (Deployment.EnsureProvider loads the provider from the state), or the current config."""
         return saved if saved is not None and not run_program else self._current_config()
 
-    def _plugin(self, result: Result, config: "_Config") -> "_Session":
-        return _Session(self, result, config)
+    def _plugin(self, result: Result, config: "_Config", saved: Optional["_Config"] = None,
+                program: bool = False) -> "_Session":
+        return _Session(self, result, config, saved, program)
+
+    @property
+    def provider_urn(self) -> str:
+        """The default provider of the dynamic resources, as the engine names it."""
+        return f"urn:pulumi:{self.name}::{self.project}::pulumi:providers:pulumi-python::default"
 
     def _stack_outputs(self) -> Props:
         for resource in self.resources():
@@ -462,7 +480,7 @@ class _Update:
         self.stack, self.preview = stack, preview
         self.result = Result("preview" if preview else "up")
         self.config = stack._current_config()
-        entries = stack._load()
+        entries, self.saved = stack._load_with_config()
         self.old = {r.urn: r for r in entries if not r.delete}  # live entries of the last state, by URN
         self.condemned = [r for r in entries if r.delete]  # old halves of replacements, deleted at the end
         self.new: dict[str, Resource] = {}  # what this run registered
@@ -476,7 +494,7 @@ class _Update:
 
     # ------------------------------------------------------------------ run
     def run(self) -> Result:
-        with self.stack._plugin(self.result, self.config) as self.plugin:
+        with self.stack._plugin(self.result, self.config, self.saved, program=True) as self.plugin:
             try:
                 self.result.messages = run_program(
                     self.stack.program, EngineMonitor(self.register, self.register_outputs),
@@ -594,7 +612,8 @@ class _Update:
 
     def custom(self, reg: Registration) -> tuple[str, Props]:
         prior = self.old.get(reg.urn)
-        checked = self.check(reg, prior.inputs if prior else {})
+        # Deleted above for a delete-before-replace (the engine's `recreating`): its old inputs are gone.
+        checked = self.check(reg, prior if prior and reg.urn not in self.recreate else None)
         step = Step("create", reg.urn, reg.type)
         delete_first = False  # for a replace: delete-before-replace (else create-before-delete)
         if reg.urn in self.recreate:  # deleted above for a delete-before-replace: re-created, no Diff
@@ -608,7 +627,7 @@ class _Update:
             step.replaces = diff.replaces
             if prior.pending_replacement or (changes and diff.replaces):  # continueStepsFromDiff
                 step.op, delete_first = "replace", diff.delete_before_replace
-                checked = self.check(reg, {})  # the engine checks a replacement again, with no olds
+                checked = self.check(reg, None)  # the engine checks a replacement again, with no olds
             else:
                 step.op = "update" if changes else "same"
         with self.lock:
@@ -632,9 +651,10 @@ class _Update:
             if not id_:
                 raise EngineError(f"{reg.urn}: plugin returned empty resource.ID", self.result)
             outputs = Stack._secret_outputs(outs, checked, reg.additional_secret_outputs)
-            if step.op == "replace" and not delete_first and reg.urn not in self.recreate:
-                with self.lock:  # create-before-delete: the old one is deleted last, by its old id, even
-                    self.condemned.append(dataclasses.replace(prior, delete=True))  # if already deleted
+            if step.op == "replace" and not delete_first and reg.urn not in self.recreate \
+                    and not prior.pending_replacement:  # a pending one is deleted already: only created
+                with self.lock:  # create-before-delete: the old one is deleted last, by its old id
+                    self.condemned.append(dataclasses.replace(prior, delete=True))
 
         with self.lock:
             record = Resource(reg.urn, reg.type, True, id_, reg.parent, checked, outputs, reg.dependencies,
@@ -644,8 +664,10 @@ class _Update:
             self.snapshot()
         return id_, outputs
 
-    def check(self, reg: Registration, olds: Props) -> Props:
-        checked, failures = self.plugin.check(reg.urn, reg.type, reg.name, olds, reg.inputs)
+    def check(self, reg: Registration, prior: Optional[Resource]) -> Props:
+        """Check against the old inputs and outputs of `prior`, or none (a new resource, a replacement)."""
+        olds, old_outputs = (prior.inputs, prior.outputs) if prior is not None else ({}, {})
+        checked, failures = self.plugin.check(reg.urn, reg.type, reg.name, olds, reg.inputs, old_outputs)
         if failures:  # a Check failure bails the deployment, preview included
             raise EngineError(f"{reg.urn}: " + "; ".join(reason for _, reason in failures), self.result)
         return annotate_secrets(checked, reg.inputs)
@@ -655,6 +677,8 @@ class _Update:
         """Delete-before-replace: the dependents that the change would replace, dependents first, then the
         resource unless an earlier run already deleted it; each stays in the state as pending replacement."""
         for dependent, keys in self.dependents_to_replace(prior):
+            if dependent.pending_replacement:  # deleted by an earlier run: not deleted again, nor re-created
+                continue  # here; its own registration replaces it (continueStepsFromDiff)
             self.delete_replaced(dependent)
             with self.lock:
                 self.recreate[dependent.urn] = keys
@@ -700,20 +724,34 @@ class PluginUsage:
 
 
 class _Session:
-    """A plugin for one operation: started, GetPluginInfo, Configure; stopped (killed) at the end."""
+    """A plugin for one operation, spoken to in the engine's order: Handshake, GetPluginInfo, then (when the
+    program runs) CheckConfig and, with a provider in the state, DiffConfig, then Configure; Cancel at the end,
+    then the process is killed."""
 
-    def __init__(self, stack: Stack, result: Result, config: _Config) -> None:
-        self.result, self.config = result, config
-        self.plugin = Plugin(stack.project_dir, env=stack.plugin_env)
+    def __init__(self, stack: Stack, result: Result, config: _Config, saved: Optional[_Config] = None,
+                 program: bool = False) -> None:
+        self.result, self.config, self.saved, self.program = result, config, saved, program
+        self.urn = stack.provider_urn
+        self.id = str(uuid.uuid5(uuid.NAMESPACE_URL, str(stack.state_file.resolve())))
+        self.plugin = Plugin(stack.project_dir, env=stack.plugin_env,
+                             debug_grpc=stack.plugin_env.get("PULUMI_DEBUG_GRPC"))
 
     def __enter__(self) -> Plugin:
         self.plugin.start()
+        self.plugin.handshake()
         self.plugin.get_plugin_info()
-        self.plugin.configure(self.config.values, self.config.secret_keys)
+        if self.program:
+            olds = self.saved.wire() if self.saved is not None else {}
+            self.plugin.check_config(self.urn, olds, self.config.wire())
+            if self.saved is not None:
+                self.plugin.diff_config(self.urn, olds, self.config.wire())
+        self.plugin.configure(self.config.values, self.config.secret_keys, self.urn, self.id)
         self.started = self.plugin.usage()
         return self.plugin
 
     def __exit__(self, *_: object) -> None:
+        with contextlib.suppress(Exception):  # the plugin may be gone already (a killed or broken process)
+            self.plugin.cancel()
         self.result.rpcs = list(self.plugin.calls)
         self.plugin.__exit__()
         end, start = self.plugin.final_usage, getattr(self, "started", None)
