@@ -84,7 +84,7 @@ def _json_cell(text: str) -> Any:
 
 # How a cell becomes the value its field parses; a parser not listed here takes text.
 CELL: dict[Callable[[Any], Any], Callable[[str], Any]] = {
-    f.budget: _number, f.count: _number, f.spend: _number, f.boolean: _boolean,
+    f.budget: _number, f.count: _number, f.spend: _number, f.boolean: _boolean, f.flag: _boolean,
     f.string_list: _list, team_ids: _list, f.json_map: _json_cell, f.model_budgets: _json_cell,
 }
 

@@ -59,7 +59,7 @@ def test_every_input_has_its_cell_conversion() -> None:
         "models": "_list", "rpm_limit": "_number", "spend": "_number", "team_id": "str", "tpm_limit": "_number",
         "user_alias": "str", "user_max_budget": "_number", "user_models": "_list", "user_role": "str",
         "adopt_existing": "_boolean", "rotate_after": "str", "rotation_trigger": "str", "rotation_grace": "str",
-        "teams": "_list",
+        "teams": "_list", "blocked": "_boolean",
     }
 
 
@@ -84,7 +84,8 @@ def test_a_quoted_cell_over_two_lines_keeps_the_next_rows_lines(program, tmp_pat
 def test_a_bad_header_is_one_message_per_column_not_one_per_row(program, tmp_path: Path) -> None:
     (tmp_path / "users.csv").write_text("user_id,email,max_budgt\n" + "a,a@example.org,1\n" * 50)
     assert errors_of(program, tmp_path, users_file="users.csv") == [
-        "users.csv:1: column 2: unknown input 'email'; accepted: adopt_existing, auto_create_key, budget_duration, "
+        "users.csv:1: column 2: unknown input 'email'; accepted: adopt_existing, auto_create_key, blocked, "
+        "budget_duration, "
         "duration, key_alias, max_budget, max_parallel_requests, metadata, model_max_budget, models, name, "
         "rotate_after, rotation_grace, rotation_trigger, rpm_limit, spend, team_id, teams, tpm_limit, user_alias, "
         "user_email, user_id, user_max_budget, user_models, user_role",
@@ -268,5 +269,5 @@ def test_a_preview_warns_when_the_config_nears_the_environment_cap(tmp_path: Pat
     assert [m for m in quiet.messages if "PULUMI_CONFIG" in m] == []
     loud = Stack(tmp_path / "b", {**config, "other:notes": "x" * 100_000}).preview()
     assert [m for m in loud.messages if "PULUMI_CONFIG" in m] == [
-        "warning: the stack config is 100,199 bytes in PULUMI_CONFIG, the environment variable the engine starts the "
+        "warning: the stack config is 100,194 bytes in PULUMI_CONFIG, the environment variable the engine starts the "
         "program with; Linux allows 131,057. Move the users to a roster file: litellm:users_file (docs/rosters.md)"]
