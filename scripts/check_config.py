@@ -49,7 +49,7 @@ def stack_findings(stack: str, root: Path = ROOT) -> tuple[list[str], list[str]]
     warnings = [program["roster"].size_message(size)] if not too_large and size >= program["roster"].ENV_WARN else []
     roster = program["read_config"](config, root)
     errors = unknown + too_large + program["stack_errors"](url, roster)
-    return errors, warnings + (program["config_warnings"](roster.user_values()) if not errors else [])
+    return errors, warnings + program["config_warnings"](roster.user_values())
 
 
 def stack_errors(stack: str, root: Path = ROOT) -> list[str]:

@@ -83,10 +83,10 @@ def test_two_memberships_with_one_resource_name_are_caught_located(project: Path
 config:
   litellm:url: http://127.0.0.1:4000
   litellm:users:
-    - {user_id: a/b, user_email: ab@example.org, user_role: internal_user, teams: [c]}
-    - {user_id: a, user_email: a@example.org, user_role: internal_user, teams: [b/c]}
-    - {user_id: p-q, user_email: pq@example.org, user_role: internal_user, teams: [r]}
-    - {user_id: p, user_email: p@example.org, user_role: internal_user, teams: [q-r]}
+    - {user_id: a/b, user_email: ab@example.org, user_role: internal_user, models: [gpt-4o], teams: [c]}
+    - {user_id: a, user_email: a@example.org, user_role: internal_user, models: [gpt-4o], teams: [b/c]}
+    - {user_id: p-q, user_email: pq@example.org, user_role: internal_user, models: [gpt-4o], teams: [r]}
+    - {user_id: p, user_email: p@example.org, user_role: internal_user, models: [gpt-4o], teams: [q-r]}
 """)
     done = check(project, "--stack", "slash")
     assert done.returncode == 1
@@ -119,7 +119,7 @@ def test_roster_files_are_checked_too_each_error_by_file_and_line(project: Path)
         "asmith@example.edu,jdoe@example.edu,,\n")
     (project / "Pulumi.uni.yaml").write_text(
         "config:\n  litellm:url: http://127.0.0.1:4000\n  litellm:users_file: rosters/cohort.csv\n"
-        "  litellm:teams_file: rosters/teams.csv\n  litellm:user_defaults: {user_role: internal_user}\n")
+        "  litellm:teams_file: rosters/teams.csv\n  litellm:user_defaults: {user_role: internal_user, models: [gpt-4o]}\n")
     done = check(project, "--stack", "uni")
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
@@ -135,7 +135,8 @@ def test_the_example_roster_stack_is_good(project: Path) -> None:
     (project / "Pulumi.uni.yaml").write_text(
         "config:\n  litellm:url: http://127.0.0.1:4000\n  litellm:users_file: rosters/example-users.csv\n"
         "  litellm:teams_file: rosters/example-teams.csv\n"
-        "  litellm:user_defaults:\n    user_role: internal_user\n    max_budget: 10\n")
+        "  litellm:user_defaults:\n    user_role: internal_user\n    max_budget: 10\n"
+        "    models: [gpt-4o-mini]\n    user_models: [gpt-4o-mini]\n")  # fills asmith's empty cells
     done = check(project, "--stack", "uni")
     assert (done.returncode, done.stdout, done.stderr) == (0, "Pulumi.uni.yaml: ok\n", "")
 

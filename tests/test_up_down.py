@@ -112,7 +112,7 @@ class Sandbox:
         (self.root / "bin").mkdir(parents=True)
         for part in CLI_PARTS:
             shutil.copy(self.standins / "pulumi", self.root / "bin" / part)
-        (self.root / ".verified").write_text(f"v{PULUMI_VERSION}\n")
+        (self.root / ".verified").write_text(f"v{PULUMI_VERSION} installer\n")  # what the installer route leaves
 
     def standin(self, tool: str) -> Path:
         path = self.standins / tool
@@ -239,7 +239,7 @@ def test_without_the_pinned_cli_up_installs_it_with_pulumis_installer(bare: Sand
         "docker compose -f deploy/compose.yaml up -d --wait",
     ]
     assert "pulumi up --yes --stack dev" in bare.commands()  # with the CLI it installed
-    assert (bare.root / ".verified").read_text() == f"v{PULUMI_VERSION}\n"
+    assert (bare.root / ".verified").read_text() == f"v{PULUMI_VERSION} installer\n"
     assert f"install-pulumi: pulumi v{PULUMI_VERSION} ready in .tools/pulumi/bin" in up.stderr
 
     down = bare.run("down", tools=("docker",))  # finds the CLI up installed
