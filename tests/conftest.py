@@ -59,6 +59,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(session.config, "workerinput"):
         return
     run_dir = session.config.stash[RUN_DIR]
+    if not run_dir.is_dir():  # removed from outside (a cleanup of the temp folder): nothing to stop here
+        return
     if not any(run_dir.iterdir()):
         run_dir.rmdir()
         return
