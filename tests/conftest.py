@@ -66,7 +66,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     litellm_server.stop(run_dir, purge=exitstatus == 0)
     if exitstatus != 0:
-        session.config.get_terminal_writer().line(f"the tests' LiteLLM proxy logs: {run_dir / 'logs'}")
+        session.config.get_terminal_writer().line(f"\nthe tests' LiteLLM proxy logs: {run_dir / 'logs'}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,6 +9,7 @@ the wrong place cannot pass by accident.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import http.server
 import json
@@ -18,7 +19,7 @@ import threading
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Optional
 
 import pytest
 
@@ -55,11 +56,20 @@ def everything_about(err: BaseException) -> str:
 
 
 @pytest.fixture
-def small_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in (("LITELLM_CONNECT_TIMEOUT", "1"), ("LITELLM_READ_TIMEOUT", "1"),
-                        ("LITELLM_RETRY_MAX_SECONDS", "1"), ("LITELLM_RETRY_ATTEMPTS", "1"),
-                        ("LITELLM_RETRY_BACKOFF", "0.05")):
-        monkeypatch.setenv(name, value)
+def small_budget(monkeypatch: pytest.MonkeyPatch) -> Callable[[], ContextManager[pytest.MonkeyPatch]]:
+    """Small timeouts and budget while the failing call runs, and only then: the users it fails on are
+    created with the default ones, which a loaded machine needs (the suite runs tests in parallel)."""
+
+    @contextlib.contextmanager
+    def small() -> Iterator[pytest.MonkeyPatch]:
+        with monkeypatch.context() as patched:
+            for name, value in (("LITELLM_CONNECT_TIMEOUT", "1"), ("LITELLM_READ_TIMEOUT", "1"),
+                                ("LITELLM_RETRY_MAX_SECONDS", "1"), ("LITELLM_RETRY_ATTEMPTS", "1"),
+                                ("LITELLM_RETRY_BACKOFF", "0.05")):
+                patched.setenv(name, value)
+            yield patched
+
+    return small
 
 
 @pytest.fixture
@@ -158,7 +168,7 @@ def test_errors_never_carry_the_token_or_a_raw_key(name, litellm, api, tap, uniq
     ctx = dict(one=one, auto=auto, api=api, tap=tap, unique=unique, token=litellm.master_key, wrong=wrong)
     run, status = FAILURES[name]
 
-    with pytest.raises(LiteLLMError) as caught:
+    with small_budget(), pytest.raises(LiteLLMError) as caught:
         run(ctx)
     tap.clear_faults()
     tap.wait_idle()
