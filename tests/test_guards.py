@@ -71,7 +71,7 @@ def test_a_url_change_is_checked_at_the_next_up(tmp_path, litellm, api, tap, uni
         assert f"does not exist at {moved.url} (litellm:url changed): run `pulumi refresh`" in message
         assert moved.count(method="POST") == 0
         refresh = state.refresh()
-        assert sorted(s.op for s in refresh.steps) == ["delete", "delete"]
+        assert sorted(s.op for s in refresh.steps if not s.type.endswith(":Ledger")) == ["delete", "delete"]
         state.up()
         raw = state.outputs["key"][unique]
         assert [row["token"] for row in keys_of(api, unique)] == [token_hash(raw)]

@@ -83,13 +83,14 @@ def test_an_existing_stack_upgrades_in_place_with_no_proxy_call(tmp_path, litell
 
     tap.reset()
     preview = stack.preview()
-    assert Counter(preview.ops().values()) == Counter({"update": 13, "same": 4}) and tap.count() == 0
+    # and the deletion guard's ledger, new to such a state: created, with no proxy call
+    assert Counter(preview.ops().values()) == Counter({"update": 13, "same": 4, "create": 1}) and tap.count() == 0
     up = stack.up()
     # Every User, Key, Team and TeamMember rewrites its outputs (an update that calls nothing); no create,
     # replace or delete; the components and the stack are the same.
-    assert Counter(up.ops().values()) == Counter({"update": 13, "same": 4})
+    assert Counter(up.ops().values()) == Counter({"update": 13, "same": 4, "create": 1})  # the ledger
     assert tap.count() == 0
-    assert {r.urn: r.id for r in stack.resources() if r.custom} == old_ids
+    assert {r.urn: r.id for r in stack.resources() if r.custom and not r.type.endswith(":Ledger")} == old_ids
     assert stack.outputs["key"] == old_keys  # no key value changed; the exports are maps by user_id now
     assert stack.state_file.stat().st_size < old_state * 0.6  # 87.9 KB -> 44.7 KB when written
 
@@ -109,7 +110,7 @@ def test_state_bytes_per_auto_key_user(tmp_path, litellm, tap, unique, cleanup):
     stack.up()
     per_user = stack.state_file.stat().st_size / len(users)
     assert per_user < 9000, per_user  # 20,500 bytes before (today's main, same users)
-    custom = [r for r in stack.resources() if r.custom]
+    custom = [r for r in stack.resources() if r.custom and not r.type.endswith(":Ledger")]
     assert len(custom) == 20 and all("token" in r.inputs and "token" not in r.outputs for r in custom)
     assert all("existing_key" not in r.outputs for r in custom)  # the raw key is the Key's `key` output
     assert all(component.outputs == {} for component in stack.resources() if component.type.endswith("UserWithKey"))
@@ -150,7 +151,7 @@ def test_refresh_reads_from_one_listing_and_finds_drift_exactly(tmp_path, litell
     assert by_name[("User", users[9]["name"])].op == "delete"
     assert by_name[("Key", users[9]["name"])].op == ("same" if orphan_alive else "delete")
     others = [s for key, s in by_name.items() if key[1] not in {users[i]["name"] for i in (4, 7, 9)}]
-    assert len(others) == 18 and {s.op for s in others} == {"same"}
+    assert len(others) == 19 and {s.op for s in others} == {"same"}  # and the ledger
     assert stack.resource("User", users[4]["name"]).outputs["max_budget"] == 9.0
     stack.destroy()
 
@@ -165,7 +166,7 @@ def test_memberships_of_a_team_share_one_team_read(tmp_path, litellm, tap, uniqu
     stack.up()
     tap.reset()
     refresh = stack.refresh()
-    assert {s.op for s in refresh.steps} == {"same"} and len(refresh.steps) == 19
+    assert {s.op for s in refresh.steps} == {"same"} and len(refresh.steps) == 20  # and the ledger
     assert calls(tap)["GET /team/info"] == 2  # the Team's own read, and one for its 6 memberships
     stack.destroy()
 
