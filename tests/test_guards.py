@@ -79,7 +79,7 @@ def test_a_url_change_is_checked_at_the_next_up(tmp_path, litellm, api, tap, uni
         state.plugin_env["LITELLM_MOVED_FROM"] = previous
         refresh = state.refresh()
         del state.plugin_env["LITELLM_MOVED_FROM"]
-        assert sorted(s.op for s in refresh.steps) == ["delete", "delete"]
+        assert sorted(s.op for s in refresh.steps if not s.type.endswith(":Ledger")) == ["delete", "delete"]
         state.up()
         raw = state.outputs["key"][unique]
         assert [row["token"] for row in keys_of(api, unique)] == [token_hash(raw)]
