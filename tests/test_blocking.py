@@ -97,7 +97,7 @@ def test_a_blocked_key_is_refused_at_once_and_unblocking_restores_the_same_key(a
     user = user_spec(unique, auto_create_key=auto)
     stack = stacks([user])
     stack.up()
-    raw, key_hash = stack.outputs[f"{unique}_key"], stack.resource("Key", unique).id
+    raw, key_hash = stack.outputs["key"][unique], stack.resource("Key", unique).id
     assert chat(litellm.url, raw) == (200, "")
 
     declare(stack, {**user, "blocked": True})
@@ -119,7 +119,7 @@ def test_a_blocked_key_is_refused_at_once_and_unblocking_restores_the_same_key(a
     tap.reset()
     stack.up()
     assert calls(tap) == Counter({"POST /key/unblock": 1, "GET /key/info": 1})
-    assert (stack.outputs[f"{unique}_key"], stack.resource("Key", unique).id) == (raw, key_hash)  # the same key
+    assert (stack.outputs["key"][unique], stack.resource("Key", unique).id) == (raw, key_hash)  # the same key
     assert chat(litellm.url, raw) == (200, "")
     assert live_blocked(api, key_hash) is False
 
@@ -128,7 +128,7 @@ def test_a_blocked_key_is_refused_at_once_and_unblocking_restores_the_same_key(a
 def test_a_key_declared_blocked_from_the_start_never_works(auto, stacks, tap, api, litellm, unique):
     stack = stacks([user_spec(unique, auto_create_key=auto, blocked=True)])
     stack.up()
-    raw, key_hash = stack.outputs[f"{unique}_key"], stack.resource("Key", unique).id
+    raw, key_hash = stack.outputs["key"][unique], stack.resource("Key", unique).id
     assert blocked_answer(litellm.url, raw) and live_blocked(api, key_hash) is True
     if auto:  # /user/new minted it unblocked: the Key blocks it when it takes it over
         assert tap.count(path="/key/block") == 1
@@ -144,7 +144,7 @@ def test_a_block_or_unblock_made_out_of_band_is_drift_and_up_restores_the_declar
     user = user_spec(unique)
     stack = stacks([user])
     stack.up()
-    raw, key_hash = stack.outputs[f"{unique}_key"], stack.resource("Key", unique).id
+    raw, key_hash = stack.outputs["key"][unique], stack.resource("Key", unique).id
 
     api.key_blocked(key_hash, True)  # someone blocks it by hand
     refresh = stack.refresh()
@@ -177,7 +177,7 @@ def test_a_rotation_of_a_blocked_key_yields_a_blocked_key(stacks, tap, api, lite
     assert stack.preview().ops()[f"Key/{unique}"] == "replace"
     tap.reset()
     stack.up()
-    new_raw, new_hash = stack.outputs[f"{unique}_key"], stack.resource("Key", unique).id
+    new_raw, new_hash = stack.outputs["key"][unique], stack.resource("Key", unique).id
     assert new_hash != old_hash and token_hash(new_raw) == new_hash
     assert [body.get("blocked") for body in tap.bodies(path="/key/generate")] == [True]  # generated blocked
     assert blocked_answer(litellm.url, new_raw) and live_blocked(api, new_hash) is True
@@ -189,10 +189,10 @@ def test_blocking_also_stops_the_old_key_a_rotation_keeps_for_a_grace(stacks, ta
     user = user_spec(unique, rotation_trigger="first", rotation_grace="1h")
     stack = stacks([user])
     stack.up()
-    old_raw, old_hash = stack.outputs[f"{unique}_key"], stack.resource("Key", unique).id
+    old_raw, old_hash = stack.outputs["key"][unique], stack.resource("Key", unique).id
     declare(stack, {**user, "rotation_trigger": "second"})
     stack.up()
-    new_raw = stack.outputs[f"{unique}_key"]
+    new_raw = stack.outputs["key"][unique]
     assert stack.resource("Key", unique).outputs["retired_keys"] == [old_hash]
     assert chat(litellm.url, old_raw) == (200, "") == chat(litellm.url, new_raw)  # both in the grace
 
@@ -211,15 +211,15 @@ def test_an_expired_blocked_key_is_not_recreated_unblocked(stacks, api, litellm,
     user = user_spec(unique, blocked=True, duration="3s")
     stack = stacks([user])
     stack.up()
-    old_raw, old_hash = stack.outputs[f"{unique}_key"], stack.resource("Key", unique).id
-    expires = when(stack.outputs[f"{unique}_key_data"]["info"]["expires"]).timestamp()
+    old_raw, old_hash = stack.outputs["key"][unique], stack.resource("Key", unique).id
+    expires = when(stack.outputs["key_data"][unique]["info"]["expires"]).timestamp()
     time.sleep(max(0.0, expires - time.time()) + 0.5)
 
     declare(stack, {**user, "duration": "30d"})
     preview = stack.preview()
     assert preview.ops()[f"Key/{unique}"] == "replace" and preview.step("Key", unique).replaces == ["expires"]
     stack.up()
-    new_raw, new_hash = stack.outputs[f"{unique}_key"], stack.resource("Key", unique).id
+    new_raw, new_hash = stack.outputs["key"][unique], stack.resource("Key", unique).id
     assert new_hash != old_hash
     assert blocked_answer(litellm.url, new_raw) and live_blocked(api, new_hash) is True
     assert chat(litellm.url, old_raw)[0] == 401 and not key_alive(api, old_hash)
@@ -232,7 +232,7 @@ def test_a_blocked_teams_keys_are_refused_once_the_proxy_cache_expires_and_work_
     user = user_spec(f"{unique}a", teams=[team["team_id"]], team_id=team["team_id"])
     stack = stacks([user], [team])
     stack.up()
-    raw = stack.outputs[f"{user['user_id']}_key"]
+    raw = stack.outputs["key"][user['user_id']]
     assert chat(litellm.url, raw) == (200, "")
 
     stack.config["litellm:teams"] = [{**team, "blocked": True}]
@@ -257,7 +257,7 @@ def test_a_blocked_teams_keys_are_refused_once_the_proxy_cache_expires_and_work_
     took = poll(lambda: chat(litellm.url, raw)[0] == 200, TEAM_CACHE_DEADLINE)
     assert took is not None, f"the unblocked team's key still refused after {TEAM_CACHE_DEADLINE:g} s"
     print(f"team unblock took effect after {took:.0f} s")
-    assert stack.outputs[f"{user['user_id']}_key"] == raw  # the same key
+    assert stack.outputs["key"][user['user_id']] == raw  # the same key
 
 
 def test_a_team_blocked_out_of_band_is_drift_and_a_team_declared_blocked_is_created_blocked(stacks, tap, api, unique):

@@ -101,7 +101,7 @@ def test_a_rename_whose_up_failed_before_its_deletes_keeps_the_object_at_the_nex
     stack = Stack(tmp_path / "state", {"litellm:url": litellm.url, "litellm:token": litellm.master_key,
                                        "litellm:users": [entry]}, plugin_env=clean_env(), parallel=1)
     stack.up()
-    raw = stack.outputs[f"{unique}_key"]
+    raw = stack.outputs["key"][unique]
 
     # The rename, with adopt_existing for the one up that takes the user over, and a second user whose
     # email another user holds: its create fails, so this up ends before its deletes.

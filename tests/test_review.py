@@ -71,7 +71,7 @@ def test_each_kind_is_found_on_a_seeded_proxy(tmp_path, litellm, api, unique, us
                                        "litellm:users": [user(managed, rotate_after="1s")]},
                   plugin_env=clean_env())
     stack.up()
-    managed_key = token_hash(stack.outputs[f"{managed}_key"])
+    managed_key = token_hash(stack.outputs["key"][managed])
 
     # Made outside the stack, with the API client.
     stray, stranded = f"{unique}-stray", f"{unique}-stranded"

@@ -406,7 +406,7 @@ def test_removing_a_team_that_a_key_still_names_fails_naming_the_key_and_deletes
     alice = user_spec(f"{unique}a", teams=[red["team_id"]], team_id=red["team_id"])
     stack = stacks([red], [alice])
     stack.up()
-    raw, key_hash = stack.outputs[f"{alice['user_id']}_key"], stack.resource("Key", alice["user_id"]).id
+    raw, key_hash = stack.outputs["key"][alice['user_id']], stack.resource("Key", alice["user_id"]).id
 
     stack.config["litellm:teams"] = []  # the key (and the membership) still name the team
     assert stack.preview().ops()[f"Team/{red['team_id']}"] == "delete"
@@ -441,7 +441,7 @@ def test_leaving_a_team_while_the_users_key_names_it_is_refused_before_anything_
         alice = user_spec(f"{unique}a", teams=[outside], team_id=outside)
         stack = stacks([], [alice])
         stack.up()
-        raw, key_hash = stack.outputs[f"{alice['user_id']}_key"], stack.resource("Key", alice["user_id"]).id
+        raw, key_hash = stack.outputs["key"][alice['user_id']], stack.resource("Key", alice["user_id"]).id
 
         stack.config["litellm:users"] = [{**alice, "teams": []}]
         tap.reset()

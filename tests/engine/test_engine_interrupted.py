@@ -67,7 +67,7 @@ def test_a_killed_up_recovers_with_nothing_duplicated_or_orphaned(
         assert info["user_info"]["user_email"] == user["user_id"]
         assert len(info["keys"]) == 1, (user["user_id"], info["keys"])  # one key each: none duplicated
     outputs = project.outputs(secrets=True)
-    assert all(outputs[f"{u['user_id']}_key"].startswith("sk-") for u in users)
+    assert all(outputs["key"][u["user_id"]].startswith("sk-") for u in users)
 
     project.run("destroy", "--yes", "--skip-preview")
     for user in users:

@@ -103,7 +103,7 @@ def test_scripts_up_creates_the_dev_stack_and_scripts_down_removes_it(
                      jdoe: (f"jdoe-key-{unique}", ["fake-mock"], None)}
     raw_keys = {}
     for user_id, (alias, models, team_id) in expected_keys.items():
-        raw_keys[user_id] = raw = outputs[f"{user_id}_key"]
+        raw_keys[user_id] = raw = outputs["key"][user_id]
         row = api.key_info(hashlib.sha256(raw.encode()).hexdigest())["info"]
         assert (row["user_id"], row["key_alias"], row["models"], row["team_id"]) == (user_id, alias, models, team_id)
     assert chat(litellm.url, raw_keys[jdoe]) == 200  # fake-mock answers without an upstream
