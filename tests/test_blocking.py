@@ -106,7 +106,8 @@ def test_a_blocked_key_is_refused_at_once_and_unblocking_restores_the_same_key(a
     assert preview.ops()[f"Key/{unique}"] == "update" and preview.step("Key", unique).changed == ["blocked"]
     assert tap.count() == 0
     up = stack.up()
-    assert up.ops() == {f"UserWithKey/{unique}": "same", f"User/{unique}": "same", f"Key/{unique}": "update"}
+    assert up.ops() == {"Ledger/ledger": "same", f"UserWithKey/{unique}": "same", f"User/{unique}": "same",
+                        f"Key/{unique}": "update"}
     assert calls(tap) == Counter({"POST /key/block": 1, "GET /key/info": 1})  # the switch, the read-back
     assert blocked_answer(litellm.url, raw)  # at once: no wait
     assert live_blocked(api, key_hash) is True

@@ -59,7 +59,7 @@ def test_the_merge_request_preview_job_runs_and_posts_the_real_preview(
     job = subprocess.run(["bash", "-c", preview_job()], cwd=copy, env=env, text=True, capture_output=True, timeout=600)
     assert job.returncode == 0, job.stdout + job.stderr
     preview = (copy / "preview.txt").read_text()
-    assert "    litellm-access|local|policy  0.1.0\n" in preview and "+ 13 to create" in preview, preview
+    assert "    litellm-access|local|policy  0.1.0\n" in preview and "+ 14 to create" in preview, preview  # 13 and the ledger
     [note] = fake_gitlab.notes
     assert f"`pulumi preview --diff --policy-pack policy` on stack `{unique}` passed" in note["body"]
     assert (f"[urn=urn:pulumi:{unique}::litellm-access::litellm:index:UserWithKey$pulumi-python:dynamic/litellm:Key"

@@ -40,8 +40,8 @@ def test_no_raw_key_or_admin_token_anywhere_but_show_secrets(project: Project, l
     token_leaks, key_leaks = seen.count(litellm.master_key), len(RAW_KEY.findall(seen))
     assert (token_leaks, key_leaks) == (0, 0), "an admin token or a raw key is in the output or the state"
 
-    keys = project.outputs(secrets=True)
+    keys = project.outputs(secrets=True)["key"]  # one map by user_id
     for user in users:
-        raw = keys[f"{user['user_id']}_key"]
+        raw = keys[user["user_id"]]
         assert RAW_KEY.fullmatch(raw), user["user_id"]
         assert chat(litellm.url, raw) == 200, user["user_id"]

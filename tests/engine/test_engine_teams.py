@@ -60,9 +60,9 @@ def test_teams_memberships_and_a_team_key_are_created_changed_and_destroyed(
     assert ops(steps(project)) == {
         f"Stack::litellm-access-{unique}": "same", "Ledger::ledger": "same", f"Team::{research}": "update",
         f"UserWithKey::{jdoe}": "same", f"User::{jdoe}": "same", f"Key::{jdoe}": "same",
-        f"TeamMember::{jdoe}-{research}": "same",
+        f"TeamMember::{jdoe}/{research}": "same",
         f"UserWithKey::{asmith}": "same", f"User::{asmith}": "same", f"Key::{asmith}": "same",
-        f"TeamMember::{asmith}-{research}": "delete",
+        f"TeamMember::{asmith}/{research}": "delete",
     }
     project.up()
     assert api.team_info(research)["team_info"]["max_budget"] == 80.0
