@@ -140,31 +140,40 @@ def teams(tag: str, blocker: str) -> tuple[Config, list[Step]]:
     ]
 
 
-# What the engine called per step, by method (a literal check that each scenario did what it says).
+# What the engine called per step, by method (a literal check that each scenario did what it says). The stack's
+# deletion guard, the Ledger (providers/ledger.py), is in every step: its calls are also in LEDGER_METHODS.
 ENGINE_METHODS = {
     "lifecycle": [
-        ["Check"] * 4 + ["Create"] * 4,
-        ["Check"] * 4 + ["Diff"] * 4,
-        ["Check"] * 4 + ["Diff"] * 4,
-        ["Check"] * 4 + ["Diff"] * 4 + ["Update"] * 2,
-        ["Check"] * 5 + ["Create"] * 2 + ["Delete"] * 2 + ["Diff"] * 4,
+        ["Check"] * 5 + ["Create"] * 5,
+        ["Check"] * 5 + ["Diff"] * 5,
+        ["Check"] * 5 + ["Diff"] * 5,
+        ["Check"] * 5 + ["Diff"] * 5 + ["Update"] * 2,
+        ["Check"] * 6 + ["Create"] * 2 + ["Delete"] * 2 + ["Diff"] * 5 + ["Update"],  # the ledger's user_ids change
+        ["Diff"] * 5 + ["Read"] * 5,
+        ["Delete"] * 5,
+    ],
+    "teams": [
+        ["Check"] * 5 + ["Create"] * 5,
+        ["Check"] * 5 + ["Diff"] * 5 + ["Update"],  # the Team only
+        ["Check"] * 4 + ["Delete"] + ["Diff"] * 4 + ["Update"],  # the membership deleted, the Key updated
         ["Diff"] * 4 + ["Read"] * 4,
         ["Delete"] * 4,
     ],
-    "teams": [
-        ["Check"] * 4 + ["Create"] * 4,
-        ["Check"] * 4 + ["Diff"] * 4 + ["Update"],  # the Team only
-        ["Check"] * 3 + ["Delete"] + ["Diff"] * 3 + ["Update"],  # the membership deleted, the Key updated
-        ["Diff"] * 3 + ["Read"] * 3,
+    "pending_replacement": [
+        ["Check"] * 3 + ["Create"] * 3,
+        ["Check"] * 3 + ["Create"] + ["Delete"] * 2 + ["Diff"] * 3 + ["Update"],  # the User's create fails
+        ["Check"] * 5 + ["Create"] * 2 + ["Diff"] * 4 + ["Update"],  # no Delete: both were deleted by the failed run
+        ["Check"] * 3 + ["Diff"] * 3,
         ["Delete"] * 3,
     ],
-    "pending_replacement": [
-        ["Check"] * 2 + ["Create"] * 2,
-        ["Check"] * 2 + ["Create"] + ["Delete"] * 2 + ["Diff"] * 2,  # the User's create fails
-        ["Check"] * 4 + ["Create"] * 2 + ["Diff"] * 3,  # no Delete: both were deleted by the failed run
-        ["Check"] * 2 + ["Diff"] * 2,
-        ["Delete"] * 2,
-    ],
+}
+# The Ledger's own calls per step, in order: it is registered first, and updated when the user_ids change.
+LEDGER_METHODS = {
+    "lifecycle": [["Check", "Create"], ["Check", "Diff"], ["Check", "Diff"], ["Check", "Diff"],
+                  ["Check", "Diff", "Update"], ["Read", "Diff"], ["Delete"]],
+    "teams": [["Check", "Create"], ["Check", "Diff"], ["Check", "Diff"], ["Read", "Diff"], ["Delete"]],
+    "pending_replacement": [["Check", "Create"], ["Check", "Diff", "Update"], ["Check", "Diff", "Update"],
+                            ["Check", "Diff"], ["Delete"]],
 }
 SCENARIOS = {"lifecycle": lifecycle, "pending_replacement": pending_replacement, "teams": teams}
 
@@ -379,5 +388,7 @@ def test_the_harness_calls_the_plugin_as_the_real_engine_does(
 
     methods = [sorted(c["method"] for c in s["calls"] if c["urn"] and "providers" not in c["urn"]) for s in engine]
     assert methods == ENGINE_METHODS[scenario]
+    ledger = [[c["method"] for c in s["calls"] if "litellm:Ledger::" in c["urn"]] for s in engine]
+    assert ledger == LEDGER_METHODS[scenario]
     found = compare(engine, harness)
     assert not found, f"{len(found)} differences between the engine and the harness:\n" + "\n".join(found)
