@@ -335,25 +335,34 @@ class LiteLLMClient:
     def list_users(self) -> list[dict[str, Any]]:
         """Every user, paged by user_id (LiteLLM's default order, newest first, repeats and skips rows
         across pages)."""
-        return self._paged("list users", "/user/list", "users", "page_size", {"sort_by": "user_id"})
+        return self._paged("list users", "/user/list", "users", "user_id", "page_size", {"sort_by": "user_id"})
 
     def list_keys(self) -> list[dict[str, Any]]:
         """Every live key (rows with hashed tokens, never a raw key), paged by token hash."""
-        return self._paged("list keys", "/key/list", "keys", "size", {"sort_by": "token", "return_full_object": "true"})
+        return self._paged("list keys", "/key/list", "keys", "token", "size",
+                           {"sort_by": "token", "return_full_object": "true"})
 
     def list_teams(self) -> list[dict[str, Any]]:
         """Every team, paged by team_id (/v2/team/list: /team/list has no paging)."""
-        return self._paged("list teams", "/v2/team/list", "teams", "page_size", {"sort_by": "team_id"})
+        return self._paged("list teams", "/v2/team/list", "teams", "team_id", "page_size", {"sort_by": "team_id"})
 
-    def _paged(self, operation: str, path: str, items: str, size: str, params: dict[str, str]) -> list[dict[str, Any]]:
-        """All rows of a listing, PAGE_SIZE at a time (LiteLLM's maximum), in ascending order of a stable key."""
+    def _paged(self, operation: str, path: str, items: str, key: str, size: str,
+               params: dict[str, str]) -> list[dict[str, Any]]:
+        """All rows of a listing, PAGE_SIZE at a time (LiteLLM's maximum), in ascending order of a stable key,
+        each row once. LiteLLM pages by offset: a row added meanwhile before the cursor repeats the last row of
+        a page on the next one (dropped here, by `key`); a row deleted meanwhile hides one, which paging by
+        offset cannot prevent (refresh reads the ids a listing lacks one by one)."""
         rows: list[dict[str, Any]] = []
+        seen: set[Any] = set()
         page = 1
         while True:
             query = {**params, "sort_order": "asc", "page": str(page), size: str(PAGE_SIZE)}
             found = self._call(f"{operation} (page {page})", "GET", path, params=query)
             batch = [row for row in (found or {}).get(items) or [] if isinstance(row, dict)]
-            rows += batch
+            for row in batch:
+                if row.get(key) is None or row[key] not in seen:
+                    rows.append(row)
+                    seen.add(row.get(key))
             if not batch or page >= int((found or {}).get("total_pages") or 0):
                 return rows
             page += 1

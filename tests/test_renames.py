@@ -146,7 +146,8 @@ def test_renaming_a_bare_membership_keeps_it(tmp_path, litellm, api, unique, cle
     up = stack.up()
     assert up.ops() == {"TeamMember/second": "create", "TeamMember/first": "delete"}
     assert members(api, team) == [unique]
-    assert [k["key_alias"] for k in keys_of(api, unique)] == [f"{unique}-in-team"]
-    api.key_delete(keys_of(api, unique)[0]["token"])  # the membership's delete is refused while a key is in the team
+    kept = keys_of(api, unique)
+    assert [k["key_alias"] for k in kept] == [f"{unique}-in-team"]
+    api.key_delete(kept[0]["token"])  # the member's key in the team first: the Delete refuses while it is there
     stack.destroy()
     assert members(api, team) == []

@@ -126,6 +126,7 @@ def test_state_bytes_per_auto_key_user(tmp_path, litellm, tap, unique, cleanup):
     stack.destroy()
 
 
+@pytest.mark.serial  # LiteLLM pages by offset: rows others add or delete meanwhile shift pages
 def test_refresh_reads_from_one_listing_and_finds_drift_exactly(tmp_path, litellm, tap, api, unique, cleanup):
     users = users_for(unique, 12)
     cleanup["users"] += [u["user_id"] for u in users]
@@ -173,6 +174,7 @@ def test_memberships_of_a_team_share_one_team_read(tmp_path, litellm, tap, uniqu
     stack.destroy()
 
 
+@pytest.mark.serial  # LiteLLM pages by offset: rows others add or delete meanwhile shift pages
 def test_paging_finds_every_row_once(litellm, api, unique, cleanup):
     """More than 3 pages of users and of keys: every row exactly once, in user_id (token) order."""
     made = [f"{unique}-{i:03d}" for i in range(3 * PAGE_SIZE + 5)]
@@ -193,3 +195,18 @@ def test_paging_finds_every_row_once(litellm, api, unique, cleanup):
     assert pages["/user/list"] == -(-len(users) // PAGE_SIZE) >= 4
     assert pages["/key/list"] == -(-len(keys) // PAGE_SIZE) >= 4
     assert all("page_size=100" in c.query for c in tap.calls if c.path == "/user/list")
+
+
+def test_paging_drops_a_row_a_busy_proxy_repeats_across_pages(monkeypatch):
+    """A user added meanwhile before the cursor shifts the offset pages: the last row of one page comes
+    again first on the next. The listing keeps each id once, in order; rows without an id all stay."""
+    pages = {"1": [{"user_id": "a"}, {"user_id": "b"}], "2": [{"user_id": "b"}, {"user_id": "c"}],
+             "3": [{"user_id": "d"}, {"nothing": 1}, {"nothing": 2}]}
+
+    def answer(operation: str, method: str, path: str, params: dict[str, str]) -> dict[str, Any]:
+        return {"users": pages[params["page"]], "total_pages": 3}
+
+    client = LiteLLMClient("http://127.0.0.1:9", "sk-x")
+    monkeypatch.setattr(client, "_call", answer)
+    assert client.list_users() == [{"user_id": "a"}, {"user_id": "b"}, {"user_id": "c"}, {"user_id": "d"},
+                                   {"nothing": 1}, {"nothing": 2}]

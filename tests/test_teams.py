@@ -409,6 +409,7 @@ def test_removing_a_team_that_a_key_still_names_fails_naming_the_key_and_deletes
     raw, key_hash = stack.outputs["key"][alice['user_id']], stack.resource("Key", alice["user_id"]).id
 
     stack.config["litellm:teams"] = []  # the key (and the membership) still name the team
+    stack.config["litellm:max_deletions"] = 1  # removing the stack's only team (and user) is meant here
     assert stack.preview().ops()[f"Team/{red['team_id']}"] == "delete"
     tap.reset()
     with pytest.raises(EngineError) as refused:
