@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 import pulumi
 import pytest
+from pulumi.dynamic import ConfigureRequest
 import requests
 
 from harness import EngineError, Stack, strip_secrets
@@ -238,12 +239,20 @@ def test_a_delete_without_the_rotations_note_asks_the_proxy_whether_the_key_is_i
     one.stack.up()
     assert key_alive(api, old_id)
 
-    KeyProvider().delete(old_id, old_props)  # this test's process never saw the rotation
-    assert key_alive(api, old_id) and works(litellm.url, old_raw) == 200
-    KeyProvider().delete(one.key_hash, {**strip_secrets(one.stack.resource("Key", one.uid).outputs), "retired_keys": []})
-    assert not key_alive(api, one.key_hash)  # a key holding its alias is no key in a grace
-    KeyProvider().delete(old_id, {**old_props, "rotation_grace": None})
-    assert not key_alive(api, old_id) and works(litellm.url, old_raw) == 401
+    # As the engine starts the next operation's plugin: configured from the saved config (the token is there,
+    # not in the outputs), in a process that never saw the rotation.
+    provider = KeyProvider()
+    provider.configure(ConfigureRequest({"litellm:url": one.stack.config["litellm:url"],
+                                         "litellm:token": litellm.master_key}))
+    try:
+        provider.delete(old_id, old_props)
+        assert key_alive(api, old_id) and works(litellm.url, old_raw) == 200
+        provider.delete(one.key_hash, {**strip_secrets(one.stack.resource("Key", one.uid).outputs), "retired_keys": []})
+        assert not key_alive(api, one.key_hash)  # a key holding its alias is no key in a grace
+        provider.delete(old_id, {**old_props, "rotation_grace": None})
+        assert not key_alive(api, old_id) and works(litellm.url, old_raw) == 401
+    finally:
+        provider.configure(ConfigureRequest({}))  # this process's module state, as it was
 
 
 # ------------------------------------------------------------------ faults
