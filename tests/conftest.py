@@ -9,6 +9,7 @@ marker `litellm`; `-m "not litellm"` is the fast tier (scripts/test --fast).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 import uuid
@@ -59,6 +60,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(session.config, "workerinput"):
         return
     run_dir = session.config.stash[RUN_DIR]
+    (run_dir.parent / f"{run_dir.name}.lock").unlink(missing_ok=True)
     if not run_dir.is_dir():  # removed from outside (a cleanup of the temp folder): nothing to stop here
         return
     if not any(run_dir.iterdir()):
@@ -86,10 +88,14 @@ def litellm(pytestconfig: pytest.Config) -> Proxy:
             pytest.fail(HOW_TO)
         pytest.skip(HOW_TO)
     run_dir = pytestconfig.stash[RUN_DIR]
-    try:  # every worker runs `up` on the same run dir: the first starts the proxy, the others get it
-        url, key = litellm_server.start(run_dir)
-    except litellm_server.StartFailed as err:
-        pytest.fail(f"litellm-server up failed:\n{err}")
+    # Every worker runs `up` on the same run dir, one at a time: the first starts the proxy, the others get
+    # the running one (two `up`s at the same moment on a new run dir can see it half made and refuse it).
+    with open(run_dir.parent / f"{run_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            url, key = litellm_server.start(run_dir)
+        except litellm_server.StartFailed as err:
+            pytest.fail(f"litellm-server up failed:\n{err}")
     return Proxy(url, key, run_dir / "logs" / "proxy.log")
 
 
