@@ -21,7 +21,7 @@ from harness import Stack
 from providers.client import LiteLLMClient, NotFound, token_hash
 from providers.rotation import when
 from support.passthrough import PassThrough
-from support.proxy_state import key_alive
+from support.proxy_state import destroy_or_delete, key_alive
 
 TEAM_CACHE_DEADLINE = 180.0  # seconds; measured 20-65 s on 1.108.7, so this leaves room for a loaded machine
 POLL = 3.0
@@ -76,15 +76,7 @@ def stacks(tmp_path: Path, litellm: Any, tap: PassThrough, api: LiteLLMClient) -
         return stack
 
     yield make
-    for stack in made:
-        try:
-            stack.destroy()
-        except Exception:  # noqa: BLE001 - fall back to the API below
-            pass
-        for user in stack.config.get("litellm:users", []):
-            api.user_delete(user["user_id"])
-        for team in stack.config.get("litellm:teams", []):
-            api.team_delete(team["team_id"])
+    destroy_or_delete(made, api)
 
 
 def declare(stack: Stack, user: dict[str, Any]) -> None:

@@ -16,9 +16,9 @@ import requests
 
 from harness import EngineError, Stack
 from providers import Team, TeamArgs, TeamMember, TeamMemberArgs, TeamMemberProvider, TeamProvider
-from providers.client import LiteLLMClient, LiteLLMError, NotFound
+from providers.client import LiteLLMClient, LiteLLMError
 from support.passthrough import PassThrough
-from support.proxy_state import key_alive, user_exists
+from support.proxy_state import destroy_or_delete, key_alive, team_exists, user_exists
 
 
 def team_spec(team_id: str, **overrides: Any) -> dict[str, Any]:
@@ -42,14 +42,6 @@ def user_spec(user_id: str, **overrides: Any) -> dict[str, Any]:
 
 def team_row(api: LiteLLMClient, team_id: str) -> dict[str, Any]:
     return api.team_info(team_id)["team_info"]
-
-
-def team_exists(api: LiteLLMClient, team_id: str) -> bool:
-    try:
-        api.team_info(team_id)
-        return True
-    except NotFound:
-        return False
 
 
 def members(api: LiteLLMClient, team_id: str) -> dict[str, str]:
@@ -82,15 +74,7 @@ def stacks(tmp_path: Path, litellm: Any, tap: PassThrough, api: LiteLLMClient) -
         return stack
 
     yield make
-    for stack in made:
-        try:
-            stack.destroy()
-        except Exception:  # noqa: BLE001 - fall back to the API below
-            pass
-        for user in stack.config.get("litellm:users", []):
-            api.user_delete(user["user_id"])
-        for team in stack.config.get("litellm:teams", []):
-            api.team_delete(team["team_id"])
+    destroy_or_delete(made, api)
 
 
 # ------------------------------------------------------------ preview, up, no-op

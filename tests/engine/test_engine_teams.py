@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers.client import LiteLLMClient, NotFound, token_hash
-from support.proxy_state import key_alive, user_exists
+from providers.client import LiteLLMClient, token_hash
+from support.proxy_state import key_alive, team_exists, user_exists
 
 from .checks import keys, ops, person, steps, works
 from .conftest import Project
@@ -22,14 +22,6 @@ def members(api: LiteLLMClient, team_id: str) -> dict[str, str]:
     """{user_id: role} of the team's members, without the proxy admin LiteLLM adds to every new team."""
     rows = api.team_info(team_id)["team_info"]["members_with_roles"]
     return {m["user_id"]: m["role"] for m in rows if m["user_id"] != "default_user_id"}
-
-
-def team_exists(api: LiteLLMClient, team_id: str) -> bool:
-    try:
-        api.team_info(team_id)
-        return True
-    except NotFound:
-        return False
 
 
 def test_teams_memberships_and_a_team_key_are_created_changed_and_destroyed(
