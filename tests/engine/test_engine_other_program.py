@@ -18,9 +18,6 @@ from providers.client import LiteLLMClient, NotFound
 from .conftest import PASSPHRASE, ROOT, Project
 from .test_engine_lifecycle import chat, key_status
 
-# pip builds the checkout in its own folder: on the worker that builds the wheel for test_packaging, never beside it.
-pytestmark = pytest.mark.xdist_group("packaging")
-
 PROGRAM = '''import pulumi
 import litellm_pulumi_access  # first: an error naming it if a components/ or providers/ of ours shadows it
 from components import UserWithKey, UserWithKeyArgs
