@@ -90,32 +90,33 @@ def test_renaming_an_adopted_user_and_a_team_keeps_them_their_key_and_membership
     assert not user_exists(api, unique) and not key_alive(api, token_hash(raw))
 
 
-def test_a_rename_whose_up_failed_before_its_deletes_keeps_the_object_at_the_next_up(tmp_path, litellm, api, unique,
-                                                                                      cleanup):
+def test_a_rename_whose_up_failed_before_its_deletes_keeps_the_object_at_the_next_up(tmp_path, litellm, api, tap,
+                                                                                      unique, cleanup):
     """The old resource is deleted by the next up, in another plugin process: the new resource's Diff there
     says it holds the user."""
-    taken = f"{unique}-taken"
-    cleanup["users"].extend([unique, taken, f"{unique}-second"])
-    api.user_new({"user_id": taken, "user_email": f"{unique}-second@example.org", "auto_create_key": False})
+    cleanup["users"].append(unique)
     entry = declared(unique)
-    stack = Stack(tmp_path / "state", {"litellm:url": litellm.url, "litellm:token": litellm.master_key,
+    stack = Stack(tmp_path / "state", {"litellm:url": tap.url, "litellm:token": litellm.master_key,
                                        "litellm:users": [entry]}, plugin_env=clean_env(), parallel=1)
     stack.up()
     raw = stack.outputs["key"][unique]
 
-    # The rename, with adopt_existing for the one up that takes the user over, and a second user whose
-    # email another user holds: its create fails, so this up ends before its deletes.
-    stack.config["litellm:users"] = [{**entry, "name": "renamed", "adopt_existing": True},
-                                     declared(f"{unique}-second")]
+    # The rename, with adopt_existing for the one up that takes the user over. The new key's create (it
+    # takes the old key over by alias with /key/update) is refused, after the new user was created: this
+    # up ends before its deletes. The key depends on the user, so the order is the same every run.
+    stack.config["litellm:users"] = [{**entry, "name": "renamed", "adopt_existing": True}]
+    tap.reset()
+    tap.inject("status", method="POST", path="/key/update", status=400)
     with pytest.raises((EngineError, PluginError)):
         stack.up()
+    assert tap.count(path="/key/update") == 1
     users = sorted(r.name for r in stack.resources() if r.type.endswith(":User"))
     assert users == sorted([unique, "renamed"])  # both in the state: the old one was not deleted yet
+    assert sorted(r.name for r in stack.resources() if r.type.endswith(":Key")) == [unique]
 
-    stack.config["litellm:users"] = [{**entry, "name": "renamed", "adopt_existing": True}]
     up = stack.up()
     assert f"User/{unique}" in [s.key for s in up.steps if s.op == "delete"]
-    assert names(stack, "User") == ["renamed"]
+    assert names(stack, "User") == ["renamed"] and names(stack, "Key") == ["renamed"]
     assert user_exists(api, unique) and key_alive(api, token_hash(raw)) and chat(litellm.url, raw) == 200
     stack.destroy()
     assert not user_exists(api, unique)
