@@ -33,10 +33,10 @@ for entry in (str(ROOT), str(ROOT / "tests")):
 
 from benchmarks.run import Proxy, log, machine  # noqa: E402
 from support.passthrough import PassThrough  # noqa: E402
+from support.project_copy import PROGRAM  # noqa: E402
 
 CLI = ROOT / ".tools" / "pulumi" / "bin" / "pulumi"
-PROGRAM_FILES = ("__main__.py", "litellm_pulumi_access.py", "roster.py", "providers", "components", "scripts",
-                 "requirements.txt")
+PROGRAM_FILES = (*PROGRAM, "scripts", "requirements.txt")
 ROLES = {"program": "pulumi-language-python-exec", "plugin": "pulumi.dynamic"}
 
 

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import yaml  # installed with pulumi
 
-from support.project_copy import copy_project
+from support.project_copy import PROGRAM, copy_project
 
-COPIED = ("__main__.py", "roster.py", "rosters", "components", "providers", "litellm_pulumi_access.py", "scripts",
-          "Pulumi.yaml", "Pulumi.dev.yaml")
+COPIED = (*PROGRAM, "rosters", "scripts", "Pulumi.yaml", "Pulumi.dev.yaml")
 
 BROKEN = """\
 config:

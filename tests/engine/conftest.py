@@ -19,12 +19,13 @@ from typing import Any, Iterator, Optional
 import pytest
 import yaml
 
+from support.project_copy import PROGRAM
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / ".tools" / "pulumi" / "bin" / "pulumi"
 PASSPHRASE = "engine-tier-passphrase"
 # What a project folder links from the checkout: the program and everything it imports or reads.
-PROGRAM_FILES = ("__main__.py", "litellm_pulumi_access.py", "roster.py", "providers", "components", "scripts",
-                 "policy", "rosters", "requirements.txt")
+PROGRAM_FILES = (*PROGRAM, "scripts", "policy", "rosters", "requirements.txt")
 RAW_KEY = re.compile(r"sk-[A-Za-z0-9_\-]{16,}")  # a whole key; key names like "sk-...abcd" do not match
 
 

@@ -17,13 +17,12 @@ import pytest
 import yaml
 
 from providers.client import LiteLLMClient, NotFound
-from support.project_copy import copy_project
+from support.project_copy import PROGRAM, copy_project
 
 from .conftest import CLI, ROOT
 from .test_engine_lifecycle import chat, key_status
 
-CHECKOUT = ("__main__.py", "litellm_pulumi_access.py", "roster.py", "rosters", "providers", "components", "scripts",
-            "policy", "deploy", "tools", "Pulumi.yaml", "Pulumi.dev.yaml")
+CHECKOUT = (*PROGRAM, "rosters", "scripts", "policy", "deploy", "tools", "Pulumi.yaml", "Pulumi.dev.yaml")
 
 
 def suffixed(value: str, unique: str) -> str:

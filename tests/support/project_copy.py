@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# The stack program and every module it imports: what a project folder needs from the checkout to run it.
+PROGRAM = ("__main__.py", "litellm_pulumi_access.py", "roster.py", "providers", "components")
 REQUIREMENTS = ("requirements.txt", "requirements-dev.txt", "policy/requirements.txt", "benchmarks/requirements.txt")
 
 
