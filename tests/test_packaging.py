@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-# pip builds the wheel in the source tree (build/): the module runs on one worker, which builds it once.
+from support.project_copy import package_source
+
+# One worker runs the module, so the wheel is built once.
 pytestmark = pytest.mark.xdist_group("packaging")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,8 +22,8 @@ PROGRAM = "import litellm_pulumi_access\nfrom components import UserWithKey, Use
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(out)],
+    out, source = tmp_path_factory.mktemp("wheel"), package_source(tmp_path_factory.mktemp("source"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(out)],
                    check=True, capture_output=True, stdin=subprocess.DEVNULL)
     (built,) = out.glob("litellm_pulumi_access-*.whl")
     return built

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from providers.client import LiteLLMClient, NotFound
+from support.project_copy import package_source
 
 from .conftest import PASSPHRASE, ROOT, Project
 from .test_engine_lifecycle import chat, key_status
@@ -43,7 +44,8 @@ pulumi.export("package_file", litellm_pulumi_access.__file__)
 def other(tmp_path: Path, cli: Path, litellm: Any, unique: str) -> Project:
     folder = tmp_path / "other"
     folder.mkdir()
-    (folder / "requirements.txt").write_text(f"{ROOT}\n")  # pip install <the checkout>
+    # pip install <the checkout>, from a copy: pip builds in the folder it installs from.
+    (folder / "requirements.txt").write_text(f"{package_source(tmp_path / 'checkout')}\n")
     (folder / "__main__.py").write_text(PROGRAM)
     (folder / "Pulumi.yaml").write_text(
         "name: other-program\nruntime:\n  name: python\n  options:\n    toolchain: pip\n    virtualenv: venv\n")

@@ -9,6 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # The stack program and every module it imports: what a project folder needs from the checkout to run it.
 PROGRAM = ("__main__.py", "litellm_pulumi_access.py", "roster.py", "providers", "components")
+# What pip needs to build the package (pyproject.toml names the rest). Tests build from a copy: pip builds in
+# the source folder (build/, *.egg-info), and two builds of the checkout at once break each other.
+PACKAGE = ("pyproject.toml", "README.md", "LICENSE", "litellm_pulumi_access.py", "providers", "components")
 REQUIREMENTS = ("requirements.txt", "requirements-dev.txt", "policy/requirements.txt", "benchmarks/requirements.txt")
 
 
@@ -20,4 +23,16 @@ def copy_project(target: Path, names: tuple[str, ...]) -> Path:
         copy.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copy)(source, copy)
     (target / ".venv").symlink_to(ROOT / ".venv")
+    return target
+
+
+def package_source(target: Path) -> Path:
+    """The package's sources copied to `target`, for pip to build there (caches left out)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in PACKAGE:
+        source, copy = ROOT / name, target / name
+        if source.is_dir():
+            shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, copy)
     return target
