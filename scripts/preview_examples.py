@@ -54,10 +54,16 @@ class Resource:
         return providers.get(self.type, KeyProvider)()
 
 
+_RUNS: dict[str, dict[str, Resource]] = {}  # each run starts a Python process (~1 s): the same config runs once
+
+
 def program(users: list[dict[str, Any]], token: str = OLD_TOKEN,
             teams: list[dict[str, Any]] | None = None) -> dict[str, Resource]:
     teams = dev_teams() if teams is None else teams
-    return {r["urn"]: Resource(r) for r in program_inputs.collect(users, token=token, teams=teams)}
+    config = json.dumps([users, token, teams], sort_keys=True)
+    if config not in _RUNS:
+        _RUNS[config] = {r["urn"]: Resource(r) for r in program_inputs.collect(users, token=token, teams=teams)}
+    return dict(_RUNS[config])
 
 
 # ----------------------------------------------------------------- rendering

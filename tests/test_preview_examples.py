@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from scripts import preview_examples as pe
+
+# One worker runs the module: the program runs each config once (scripts/preview_examples.program).
+pytestmark = pytest.mark.xdist_group("preview_examples")
 
 
 def test_the_preview_examples_doc_is_up_to_date():
