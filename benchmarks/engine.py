@@ -1,13 +1,16 @@
 """Scale benchmark on the real engine: the pinned pulumi CLI (.tools/pulumi/bin) runs the stack program for N
 EPPN users read from a CSV roster, on a file backend on local disk, against a real LiteLLM proxy.
 
-    .venv/bin/python -m benchmarks.engine [--sizes 100,1000,2000] [--skip-checkpoints] [--json FILE]
+    .venv/bin/python -m benchmarks.engine [--sizes 100,1000,2000] [--skip-checkpoints] [--lac] [--json FILE]
 
 Per size: up from empty, no-op preview, no-op up, refresh, one user changed (up), destroy. For each step:
 wall time, proxy calls (a counting pass-through in front of the proxy), and the peak memory (VmHWM) of the
 program (the Python process the language host starts) and of the dynamic-provider plugin. After the up:
 state bytes per user (`pulumi stack export`). `--skip-checkpoints` also runs the up with
-PULUMI_SKIP_CHECKPOINTS=true. Figures are printed, never asserted.
+PULUMI_SKIP_CHECKPOINTS=true. `--lac` also runs litellm-as-code (benchmarks/requirements.txt) on the same
+users: create, no-op plan, no-op re-apply, one user changed; its plan line says whether it did the work
+(from the 26th user on, it only works through the pass-through's paging fix, benchmarks/lac.py).
+Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ for entry in (str(ROOT), str(ROOT / "tests")):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
+from benchmarks import lac  # noqa: E402
 from benchmarks.run import Proxy, log, machine  # noqa: E402
+from providers.client import ClientSettings, LiteLLMClient  # noqa: E402
 from support.passthrough import PassThrough  # noqa: E402
 from support.project_copy import PROGRAM  # noqa: E402
 
@@ -166,10 +171,43 @@ def lifecycle(proxy: Proxy, n: int, skip_checkpoints: bool) -> dict[str, Any]:
     return {"users": n, "state_bytes": state_bytes, "state_bytes_per_user": round(state_bytes / n), "steps": rows}
 
 
+def lac_lifecycle(proxy: Proxy, n: int) -> dict[str, Any]:
+    """The same users and the same one-user change, by litellm-as-code. Each step counts only if its plan
+    line says it did that work."""
+    users = [{"user_id": u["user_id"], "user_email": u["user_email"], "max_budget": 10,
+              "user_role": "internal_user_viewer", "models": ["fake-mock"]}
+             for u in eppn_users(f"l{uuid.uuid4().hex[:6]}-", n)]
+    changed = [{**users[0], "max_budget": 11}, *users[1:]]
+    steps = [("create", users, False, f"{2 * n} to create, 0 to update"),
+             ("no-op plan", users, True, "0 to create, 0 to update"),
+             ("no-op re-apply", users, False, "0 to create, 0 to update"),
+             ("one user changed", changed, False, "0 to create, 1 to update")]  # it updates the user only
+    rows = []
+    api = LiteLLMClient(proxy.url, proxy.token, ClientSettings())
+    with tempfile.TemporaryDirectory(prefix="bench-lac-") as tmp, PassThrough(proxy.url, rewrite=lac.rewrite) as tap:
+        try:
+            for label, spec_users, dry_run, expected in steps:
+                tap.reset()
+                done = lac.run(lac.write_spec(Path(tmp) / "spec.yml", spec_users), tap.url, proxy.token,
+                               dry_run=dry_run)
+                ok = done.returncode == 0 and expected in done.plan
+                rows.append({"step": label, "wall_s": round(done.seconds, 1), "proxy_calls": len(tap.calls),
+                             "at_the_proxy": tap.upstream_count(), "did_the_work": ok,
+                             "plan": done.plan or done.output.strip()[-300:]})
+                log(f"litellm-as-code {label}: {rows[-1]['wall_s']} s, {len(tap.calls)} calls "
+                    f"({tap.upstream_count()} at the proxy){'' if ok else ', did not do the work: ' + rows[-1]['plan']}")
+                if not ok and label == "create":
+                    break
+        finally:
+            lac.cleanup(api, users)
+    return {"users": n, "tool": f"litellm-as-code {lac.version()}", "steps": rows}
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,2000")
     parser.add_argument("--skip-checkpoints", action="store_true")
+    parser.add_argument("--lac", action="store_true", help="also run litellm-as-code on the same users")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if not CLI.exists():
@@ -184,6 +222,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             results["sizes"].append(lifecycle(proxy, n, skip_checkpoints=False))
             if args.skip_checkpoints:
                 results["sizes"].append({**lifecycle(proxy, n, skip_checkpoints=True), "skip_checkpoints": True})
+            if args.lac:
+                results["sizes"].append(lac_lifecycle(proxy, n))
     finally:
         proxy.close()
     text = json.dumps(results, indent=2)
