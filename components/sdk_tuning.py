@@ -34,6 +34,7 @@ WRITTEN_FOR = {
     "wait_for_rpcs": "c0f9027f85ad09255ded0a1908033b490f76d303a3e40b50d3cf47a69265469d",
     "_get_stack_trace": "3943b2273016925109e1c3a7bc603db06a44ea09ff3494c29544e44bccf8dd1f",
 }
+LINEAR_WAIT_MESSAGE = "Waiting for outstanding RPCs to complete (linear wait for Outputs: litellm:fast_output_wait)"
 _STOCK: dict[str, Callable[..., Any]] = {}  # the SDK's own functions, kept while replaced (see `restore`)
 
 
@@ -92,7 +93,7 @@ def _no_stack_trace() -> source_pb2.StackTrace:
 async def wait_for_rpcs_linear(await_all_outstanding_tasks: bool = True) -> None:
     """pulumi.runtime.stack.wait_for_rpcs (3.272.0) with the Output loop made linear: the RPC part is the
     SDK's, unchanged; see the module's docstring."""
-    pulumi.log.debug("Waiting for outstanding RPCs to complete")
+    pulumi.log.debug(LINEAR_WAIT_MESSAGE)  # the SDK's message, marked: `pulumi up --debug` shows which wait ran
     rpc_manager = sdk_settings._get_rpc_manager()
     while True:
         await _drain_rpcs(rpc_manager)
