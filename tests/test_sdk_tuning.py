@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pulumi
@@ -20,6 +23,9 @@ from pulumi.runtime.sync_await import _sync_await
 from components import sdk_tuning
 from components.user_with_key import UserWithKey, UserWithKeyArgs
 from support.mocks import RecordingMonitor
+from support.stack import program_namespace
+
+ROOT = Path(__file__).resolve().parents[1]
 
 STOCK_WAIT = sdk_stack.wait_for_rpcs
 STOCK_TRACE = sdk_resource._get_stack_trace
@@ -118,3 +124,38 @@ def test_a_switch_refuses_an_sdk_function_it_was_not_written_for(
     assert getattr(module, name) is other
     assert any(f"another {module.__name__}.{name} than the one this switch was written for" in r.getMessage()
                and "the SDK's own is kept" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------------------- the stack program's keys
+@pytest.fixture(scope="module")
+def program() -> dict[str, Any]:
+    return program_namespace()
+
+
+@pytest.mark.parametrize("key", ["stack_traces", "fast_output_wait"])
+@pytest.mark.parametrize("value", ["yes", 1, "on"])
+def test_a_switch_must_be_true_or_false(program: dict[str, Any], key: str, value: Any) -> None:
+    stack = program["read_config"]({f"litellm:{key}": value, "litellm:users": []}, ROOT)
+    assert stack.errors == [f"litellm:{key} must be true or false; got {value!r}"]
+
+
+@pytest.mark.parametrize("config, dropped, linear", [
+    ({}, True, False),
+    ({"litellm:stack_traces": "false"}, True, False),
+    ({"litellm:stack_traces": "true"}, False, False),  # --config litellm:stack_traces=true
+    ({"litellm:stack_traces": True, "litellm:fast_output_wait": True}, False, True),
+    ({"litellm:fast_output_wait": "True"}, True, True),
+], ids=["defaults", "traces-false", "traces-true", "both-yaml", "wait-only"])
+def test_the_program_turns_the_switches_as_configured(monitor: RecordingMonitor, program: dict[str, Any],
+                                                     config: dict[str, Any], dropped: bool, linear: bool) -> None:
+    program["tune_sdk"](config)
+    assert (sdk_resource._get_stack_trace is not STOCK_TRACE) is dropped
+    assert (sdk_stack.wait_for_rpcs is sdk_tuning.wait_for_rpcs_linear) is linear
+
+
+def test_importing_the_component_turns_nothing() -> None:
+    code = ("import pulumi.runtime.stack as s, pulumi.runtime.resource as r; w, t = s.wait_for_rpcs, "
+            "r._get_stack_trace; import components, components.sdk_tuning; "
+            "assert (s.wait_for_rpcs, r._get_stack_trace) == (w, t)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
