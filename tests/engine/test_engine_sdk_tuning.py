@@ -5,8 +5,6 @@ says which wait ran) in a preview and an up that do what they do without it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from components.sdk_tuning import LINEAR_WAIT_MESSAGE
 from providers.client import LiteLLMClient
 
