@@ -41,6 +41,7 @@ class Echo(pulumi.runtime.Mocks):
 
 @pytest.fixture
 def monitor() -> Iterator[RecordingMonitor]:
+    sdk_tuning.restore()  # a stack program run by the harness in this process turned its switches
     recording = RecordingMonitor(Echo())
     pulumi.runtime.set_mocks(Echo(), preview=False, monitor=recording)
     SETTINGS.outputs.clear()
