@@ -12,6 +12,10 @@ Config (Pulumi.<stack>.yaml):
   litellm:users_file, litellm:teams_file   roster files (CSV, YAML or JSON) with more entries (docs/rosters.md)
   litellm:user_defaults   inputs applied under every user entry (an entry's own value wins)
   litellm:max_deletions   how many users (and teams) one run may delete (default 10; see providers/ledger.py)
+  litellm:stack_traces    true: store each resource's Python stack trace in the state (default false: the
+                          same few lines per user, ~1.2 KB per resource; components/sdk_tuning.py)
+  litellm:fast_output_wait   true: the SDK's end-of-program wait for Outputs in linear time (default false;
+                          components/sdk_tuning.py)
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any, Callable, Mapping, Optional
 import pulumi
 
 import roster
-from components import UserWithKey, UserWithKeyArgs
+from components import UserWithKey, UserWithKeyArgs, sdk_tuning
 from components.user_with_key import INPUTS, PLACEHOLDER_MODEL, admin_warning, legacy_member_name, member_name, placeholder_warning
 from providers import Team, TeamArgs
 from providers import fields as f
@@ -34,7 +38,10 @@ from roster import Entry, Roster
 
 OUTPUTS = ("user_response", "user_data", "key", "key_data", "key_response")
 CONFIG_KEYS = ("litellm:url", "litellm:token", "litellm:users", "litellm:teams", "litellm:users_file",
-               "litellm:teams_file", "litellm:user_defaults", "litellm:max_deletions")  # what the program reads
+               "litellm:teams_file", "litellm:user_defaults", "litellm:max_deletions", "litellm:stack_traces",
+               "litellm:fast_output_wait")  # what the program reads
+# The program's switches of the SDK's runtime (components/sdk_tuning.py) and their defaults.
+SWITCHES = {"litellm:stack_traces": False, "litellm:fast_output_wait": False}
 # A user entry: the component's inputs (the credentials come from litellm:url/litellm:token), and `name`
 # (default: the user_id), which names the stack's resources and outputs. Keep it when changing a user_id, so
 # the change replaces the user in place instead of creating a new one before the old is gone (its email
@@ -235,6 +242,25 @@ def deletion_limit(value: Any) -> tuple[Optional[int], list[str]]:
     return None, [f"litellm:max_deletions must be a whole number >= 0; got {value!r}"]
 
 
+def switch(values: Mapping[str, Any], key: str) -> tuple[bool, list[str]]:
+    """A true/false key of SWITCHES (a bool from YAML, a string from `--config`); a bad value: the default."""
+    value = values.get(key)
+    if value is None or isinstance(value, bool):
+        return (SWITCHES[key] if value is None else value), []
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true", []
+    return SWITCHES[key], [f"{key} must be true or false; got {value!r}"]
+
+
+def tune_sdk(values: Mapping[str, Any]) -> None:
+    """Before the first resource: stack traces are not stored unless litellm:stack_traces is true (they are
+    the same few lines for every user), and the linear wait for Outputs when litellm:fast_output_wait is."""
+    if not switch(values, "litellm:stack_traces")[0]:
+        sdk_tuning.drop_stack_traces()
+    if switch(values, "litellm:fast_output_wait")[0]:
+        sdk_tuning.fast_output_wait()
+
+
 def user_defaults(value: Any) -> tuple[dict[str, Any], list[str]]:
     """`litellm:user_defaults` and its problems; with any problem none of it applies (reported once, not
     once per user)."""
@@ -272,6 +298,7 @@ def read_config(values: Mapping[str, Any], root: Path) -> Roster:
     """The stack's users (over `litellm:user_defaults`) and teams, from the config and its roster files
     (their paths relative to `root`, the project folder)."""
     limit, errors = deletion_limit(values.get("litellm:max_deletions"))
+    errors += [error for key in SWITCHES for error in switch(values, key)[1]]
     given = values.get("litellm:max_deletions") is not None
     defaults, problems = user_defaults(values.get("litellm:user_defaults"))
     users, user_problems = listed("users", values, root, USER_INPUTS, given)
@@ -295,7 +322,8 @@ def config_errors(url: Any, users: Any, teams: Any = None) -> list[str]:
 def config_values(config: pulumi.Config) -> dict[str, Any]:
     """The roster keys as `read_config` takes them: objects parsed from their JSON, the rest as given."""
     values: dict[str, Any] = {f"litellm:{name}": config.get_object(name) for name in ("users", "teams", "user_defaults")}
-    values.update({f"litellm:{name}": config.get(name) for name in ("users_file", "teams_file", "max_deletions")})
+    values.update({f"litellm:{name}": config.get(name) for name in ("users_file", "teams_file", "max_deletions",
+                                                                    "stack_traces", "fast_output_wait")})
     return values
 
 
@@ -320,7 +348,8 @@ def main() -> None:
     token = config.get_secret("token") or (
         pulumi.Output.secret(os.environ["LITELLM_MASTER_KEY"]) if os.environ.get("LITELLM_MASTER_KEY") else None
     )
-    stack = read_config(config_values(config), Path(pulumi.get_root_directory() or "."))  # Pulumi.yaml's folder
+    values = config_values(config)
+    stack = read_config(values, Path(pulumi.get_root_directory() or "."))  # Pulumi.yaml's folder
     errors = stack_errors(url, stack)
     if token is None:
         errors.insert(0, "set litellm:token (pulumi config set --secret litellm:token sk-...) or LITELLM_MASTER_KEY")
@@ -329,6 +358,7 @@ def main() -> None:
     size = roster.environment_bytes()
     if size >= roster.ENV_WARN:
         pulumi.log.warn(roster.size_message(size))
+    tune_sdk(values)
     users, team_entries = stack.user_values(), stack.team_values()
     # The deletion guard: registered first, and everything else waits for it (providers/ledger.py).
     ledger = Ledger("ledger", LedgerArgs([u["user_id"] for u in users], [t["team_id"] for t in team_entries],

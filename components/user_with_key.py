@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from typing import Any, Callable, Collection, Mapping, Optional
 
 import pulumi
@@ -193,6 +194,31 @@ def _combine(fn: Callable[..., Any], *values: pulumi.Input[Any]) -> pulumi.Outpu
     return pulumi.Output.all(*values).apply(lambda resolved: fn(*resolved))
 
 
+def _plain(value: Any) -> bool:
+    return not (_holds_output(value) or inspect.isawaitable(value))
+
+
+def _derive(fn: Callable[..., Any], *values: pulumi.Input[Any]) -> pulumi.Input[Any]:
+    """fn of the values, computed now when they are plain (the stack program's config values: no Output, no
+    `apply` chain, thousands fewer for a roster), else an Output as before."""
+    return fn(*values) if all(_plain(value) for value in values) else _combine(fn, *values)
+
+
+def _role(role: pulumi.Input[str], name: str) -> pulumi.Input[str]:
+    """user_role as sent: a plain LiteLLM role as it is; a legacy one, or an Output, through `resolve_role`
+    once known, which maps it and warns once for all the legacy roles of the program."""
+    if isinstance(role, str) and role not in f.LEGACY_ROLES:
+        return role
+    return pulumi.Output.from_input(role).apply(lambda resolved: resolve_role(resolved, name))
+
+
+def _existing_key(auto: pulumi.Input[bool], user_response: pulumi.Output[Any]) -> pulumi.Input[Optional[str]]:
+    """The key /user/new minted when auto_create_key is on; nothing to wait for when it is plainly off."""
+    if _plain(auto):
+        return user_response.apply(_auto_key) if auto else None
+    return _combine(lambda on, resp: _auto_key(resp) if on else None, auto, user_response)
+
+
 def _user_budget(user_max_budget: Any, max_budget: Any) -> Any:
     """The module meant user_max_budget for the user; it is used when set (not 0), else max_budget. An
     invalid value (negative, not finite, not a number) is passed on, so the User's `check` rejects it."""
@@ -236,9 +262,9 @@ class UserWithKey(pulumi.ComponentResource):
         if isinstance(args.user_role, str) and args.user_role in f.LEGACY_ROLES:
             _legacy_pending[resource_name] = args.user_role
         child = pulumi.ResourceOptions(parent=self)
-        token = pulumi.Output.secret(args.token)
-        auto = pulumi.Output.from_input(args.auto_create_key)
-        key_alias = _combine(_default_to_user_id, args.key_alias, args.user_id)
+        token = args.token  # each resource registers it as a secret (providers/base.py `registered`)
+        auto = args.auto_create_key
+        key_alias = _derive(_default_to_user_id, args.key_alias, args.user_id)
 
         self.user = User(
             resource_name,
@@ -247,10 +273,10 @@ class UserWithKey(pulumi.ComponentResource):
                 token=token,
                 user_id=args.user_id,
                 user_email=args.user_email,
-                user_alias=_combine(_default_to_user_id, args.user_alias, args.user_id),
-                user_role=pulumi.Output.from_input(args.user_role).apply(lambda role: resolve_role(role, resource_name)),
+                user_alias=_derive(_default_to_user_id, args.user_alias, args.user_id),
+                user_role=_role(args.user_role, resource_name),
                 models=args.user_models,
-                max_budget=_combine(_user_budget, args.user_max_budget, args.max_budget),
+                max_budget=_derive(_user_budget, args.user_max_budget, args.max_budget),
                 tpm_limit=args.tpm_limit,
                 rpm_limit=args.rpm_limit,
                 auto_create_key=auto,
@@ -280,7 +306,7 @@ class UserWithKey(pulumi.ComponentResource):
                 user_id=self.user.user_id,
                 key_alias=key_alias,
                 # auto_create_key: /user/new minted the key; the Key adopts it instead of generating one.
-                existing_key=_combine(lambda on, resp: _auto_key(resp) if on else None, auto, self.user.user_response),
+                existing_key=_existing_key(auto, self.user.user_response),
                 models=args.models,
                 max_budget=args.max_budget,
                 budget_duration=args.budget_duration,

@@ -215,3 +215,26 @@ def test_a_legacy_admin_and_keys_at_the_placeholder_models_warn_naming_the_users
         "['fake_model'], which no model of the proxy answers to, so it can call no model: 'ann-admin', 'bob'; "
         "set models to the models the key may call",
     ]
+
+
+SWITCHES = """\
+config:
+  litellm:url: http://127.0.0.1:4000
+  litellm:{traces}: true
+  litellm:fast_output_wait: {wait}
+  litellm:users:
+    - {{user_id: ann, user_email: ann@example.org, user_role: internal_user, models: [gpt-4o]}}
+"""
+
+
+def test_the_sdk_switches_are_config_keys_checked_like_the_others(project: Path) -> None:
+    (project / "Pulumi.good.yaml").write_text(SWITCHES.format(traces="stack_traces", wait="false"))
+    assert check(project, "--stack", "good").stdout == "Pulumi.good.yaml: ok\n"
+    (project / "Pulumi.bad.yaml").write_text(SWITCHES.format(traces="stack_trace", wait="sometimes"))
+    done = check(project, "--stack", "bad")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "Pulumi.bad.yaml: 2 error(s)",
+        "  unknown config key 'litellm:stack_trace'; did you mean 'litellm:stack_traces'?",
+        "  litellm:fast_output_wait must be true or false; got 'sometimes'",
+    ]
