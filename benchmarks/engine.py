@@ -1,13 +1,14 @@
 """Scale benchmark on the real engine: the pinned pulumi CLI (.tools/pulumi/bin) runs the stack program for N
 EPPN users read from a CSV roster, on a file backend on local disk, against a real LiteLLM proxy.
 
-    .venv/bin/python -m benchmarks.engine [--sizes 100,1000,2000] [--skip-checkpoints] [--lac] [--json FILE]
+    .venv/bin/python -m benchmarks.engine [--sizes 100,1000,2000] [--checkpoints on|off|both]
+                                          [--fast-output-wait] [--lac] [--json FILE]
 
 Per size: up from empty, no-op preview, no-op up, refresh, one user changed (up), destroy. For each step:
 wall time, proxy calls (a counting pass-through in front of the proxy), and the peak memory (VmHWM) of the
 program (the Python process the language host starts) and of the dynamic-provider plugin. After the up:
-state bytes per user (`pulumi stack export`). `--skip-checkpoints` also runs the up with
-PULUMI_SKIP_CHECKPOINTS=true. `--lac` also runs litellm-as-code (benchmarks/requirements.txt) on the same
+state bytes per user (`pulumi stack export`). `--checkpoints off` runs every step with
+PULUMI_SKIP_CHECKPOINTS=true (`both`: once each way); `--fast-output-wait` sets litellm:fast_output_wait. `--lac` also runs litellm-as-code (benchmarks/requirements.txt) on the same
 users: create, no-op plan, no-op re-apply, one user changed; its plan line says whether it did the work
 (from the 26th user on, it only works through the pass-through's paging fix, benchmarks/lac.py).
 Figures are printed, never asserted.
@@ -108,7 +109,7 @@ class Stack:
                     "LITELLM_URL": url, "LITELLM_MASTER_KEY": token}
         self.pulumi("stack", "init")
 
-    def write_roster(self, users: list[dict[str, Any]], max_deletions: int) -> None:
+    def write_roster(self, users: list[dict[str, Any]], max_deletions: int, fast_output_wait: bool = False) -> None:
         with open(self.dir / "users.csv", "w", newline="") as out:
             writer = csv.DictWriter(out, fieldnames=list(users[0]))
             writer.writeheader()
@@ -116,7 +117,8 @@ class Stack:
         (self.dir / f"Pulumi.{self.name}.yaml").write_text(
             "config:\n  litellm:users_file: users.csv\n"
             "  litellm:user_defaults:\n    user_role: internal_user_viewer\n    models: [fake-mock]\n"
-            f"  litellm:max_deletions: {max_deletions}\n")
+            f"  litellm:max_deletions: {max_deletions}\n"
+            f"  litellm:fast_output_wait: {'true' if fast_output_wait else 'false'}\n")
 
     def pulumi(self, *args: str, env: Optional[dict[str, str]] = None) -> tuple[subprocess.CompletedProcess[str], dict[str, float], float]:
         started = time.monotonic()
@@ -150,25 +152,25 @@ def measure(stack: Stack, tap: PassThrough, label: str, *args: str, env: Optiona
     return row
 
 
-def lifecycle(proxy: Proxy, n: int, skip_checkpoints: bool) -> dict[str, Any]:
+def lifecycle(proxy: Proxy, n: int, skip_checkpoints: bool, fast_output_wait: bool) -> dict[str, Any]:
     prefix = f"b{uuid.uuid4().hex[:6]}-"
     users = eppn_users(prefix, n)
+    env = {"PULUMI_SKIP_CHECKPOINTS": "true"} if skip_checkpoints else None
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp, PassThrough(proxy.url) as tap:
-        stack = Stack(Path(tmp), tap.url, proxy.token, {})
-        stack.write_roster(users, max_deletions=n)
-        env = {"PULUMI_SKIP_CHECKPOINTS": "true"} if skip_checkpoints else None
-        rows = [measure(stack, tap, "up from empty" + (" (skip checkpoints)" if env else ""),
-                        "up", "--yes", "--skip-preview", env=env)]
+        stack = Stack(Path(tmp), tap.url, proxy.token, env or {})
+        stack.write_roster(users, max_deletions=n, fast_output_wait=fast_output_wait)
+        rows = [measure(stack, tap, "up from empty", "up", "--yes", "--skip-preview")]
         exported, _, _ = stack.pulumi("stack", "export")
         state_bytes = len(exported.stdout.encode())
         rows.append(measure(stack, tap, "no-op preview", "preview", "--expect-no-changes"))
         rows.append(measure(stack, tap, "no-op up", "up", "--yes", "--skip-preview", "--expect-no-changes"))
         rows.append(measure(stack, tap, "refresh", "refresh", "--yes", "--skip-preview"))
         users[0] = {**users[0], "max_budget": "11"}
-        stack.write_roster(users, max_deletions=n)
+        stack.write_roster(users, max_deletions=n, fast_output_wait=fast_output_wait)
         rows.append(measure(stack, tap, "one user changed", "up", "--yes", "--skip-preview"))
         rows.append(measure(stack, tap, "destroy", "destroy", "--yes", "--skip-preview"))
-    return {"users": n, "state_bytes": state_bytes, "state_bytes_per_user": round(state_bytes / n), "steps": rows}
+    return {"users": n, "skip_checkpoints": skip_checkpoints, "fast_output_wait": fast_output_wait,
+            "state_bytes": state_bytes, "state_bytes_per_user": round(state_bytes / n), "steps": rows}
 
 
 def lac_lifecycle(proxy: Proxy, n: int) -> dict[str, Any]:
@@ -206,7 +208,9 @@ def lac_lifecycle(proxy: Proxy, n: int) -> dict[str, Any]:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,2000")
-    parser.add_argument("--skip-checkpoints", action="store_true")
+    parser.add_argument("--checkpoints", choices=("on", "off", "both"), default="on",
+                        help="off: PULUMI_SKIP_CHECKPOINTS=true on every step")
+    parser.add_argument("--fast-output-wait", action="store_true", help="litellm:fast_output_wait: true")
     parser.add_argument("--lac", action="store_true", help="also run litellm-as-code on the same users")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -219,9 +223,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                                "litellm proxy": proxy.version(), "sizes": []}
     try:
         for n in (int(s) for s in args.sizes.split(",")):
-            results["sizes"].append(lifecycle(proxy, n, skip_checkpoints=False))
-            if args.skip_checkpoints:
-                results["sizes"].append({**lifecycle(proxy, n, skip_checkpoints=True), "skip_checkpoints": True})
+            for skip in {"on": [False], "off": [True], "both": [False, True]}[args.checkpoints]:
+                log(f"{n} users, checkpoints {'off' if skip else 'on'}")
+                results["sizes"].append(lifecycle(proxy, n, skip, args.fast_output_wait))
             if args.lac:
                 results["sizes"].append(lac_lifecycle(proxy, n))
     finally:
