@@ -2,13 +2,14 @@
 EPPN users read from a CSV roster, on a file backend on local disk, against a real LiteLLM proxy.
 
     .venv/bin/python -m benchmarks.engine [--sizes 100,1000,2000] [--checkpoints on|off|both]
-                                          [--fast-output-wait] [--lac] [--json FILE]
+                                          [--fast-output-wait] [--lac] [--preview-only] [--json FILE]
 
 Per size: up from empty, no-op preview, no-op up, refresh, one user changed (up), destroy. For each step:
 wall time, proxy calls (a counting pass-through in front of the proxy), and the peak memory (VmHWM) of the
 program (the Python process the language host starts) and of the dynamic-provider plugin. After the up:
 state bytes per user (`pulumi stack export`). `--checkpoints off` runs every step with
-PULUMI_SKIP_CHECKPOINTS=true (`both`: once each way); `--fast-output-wait` sets litellm:fast_output_wait. `--lac` also runs litellm-as-code (benchmarks/requirements.txt) on the same
+PULUMI_SKIP_CHECKPOINTS=true (`both`: once each way); `--fast-output-wait` sets litellm:fast_output_wait. `--preview-only`: only a preview of a new stack of N users
+(0 proxy calls: the size a roster can reach without touching the proxy). `--lac` also runs litellm-as-code (benchmarks/requirements.txt) on the same
 users: create, no-op plan, no-op re-apply, one user changed; its plan line says whether it did the work
 (from the 26th user on, it only works through the pass-through's paging fix, benchmarks/lac.py).
 Figures are printed, never asserted.
@@ -173,6 +174,16 @@ def lifecycle(proxy: Proxy, n: int, skip_checkpoints: bool, fast_output_wait: bo
             "state_bytes": state_bytes, "state_bytes_per_user": round(state_bytes / n), "steps": rows}
 
 
+def new_stack_preview(proxy: Proxy, n: int, skip_checkpoints: bool, fast_output_wait: bool) -> dict[str, Any]:
+    env = {"PULUMI_SKIP_CHECKPOINTS": "true"} if skip_checkpoints else {}
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp, PassThrough(proxy.url) as tap:
+        stack = Stack(Path(tmp), tap.url, proxy.token, env)
+        stack.write_roster(eppn_users(f"p{uuid.uuid4().hex[:6]}-", n), max_deletions=n,
+                           fast_output_wait=fast_output_wait)
+        row = measure(stack, tap, "preview of a new stack", "preview")
+    return {"users": n, "skip_checkpoints": skip_checkpoints, "fast_output_wait": fast_output_wait, "steps": [row]}
+
+
 def lac_lifecycle(proxy: Proxy, n: int) -> dict[str, Any]:
     """The same users and the same one-user change, by litellm-as-code. Each step counts only if its plan
     line says it did that work."""
@@ -212,6 +223,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="off: PULUMI_SKIP_CHECKPOINTS=true on every step")
     parser.add_argument("--fast-output-wait", action="store_true", help="litellm:fast_output_wait: true")
     parser.add_argument("--lac", action="store_true", help="also run litellm-as-code on the same users")
+    parser.add_argument("--preview-only", action="store_true", help="only preview a new stack of N users")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if not CLI.exists():
@@ -225,7 +237,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         for n in (int(s) for s in args.sizes.split(",")):
             for skip in {"on": [False], "off": [True], "both": [False, True]}[args.checkpoints]:
                 log(f"{n} users, checkpoints {'off' if skip else 'on'}")
-                results["sizes"].append(lifecycle(proxy, n, skip, args.fast_output_wait))
+                run = new_stack_preview if args.preview_only else lifecycle
+                results["sizes"].append(run(proxy, n, skip, args.fast_output_wait))
             if args.lac:
                 results["sizes"].append(lac_lifecycle(proxy, n))
     finally:
