@@ -19,7 +19,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 import pulumi
 from pulumi.dynamic import CheckResult, ConfigureRequest, CreateResult, DiffResult, ReadResult, ResourceProvider
 
-from . import claims, fields, payload
+from . import claims, fields, owner, payload
 from .client import ClientSettings, LiteLLMClient, LiteLLMError
 
 MOVED_FROM = "LITELLM_MOVED_FROM"  # the old url, when the proxy really moved without its objects (refresh)
@@ -221,12 +221,14 @@ def current_client_for(props: Mapping[str, Any], follow_url: bool = False) -> Li
 
 
 def registered(name: str, args: Any, outputs: Iterable[str], secret_outputs: list[str],
-               opts: Optional[pulumi.ResourceOptions]) -> tuple[dict[str, Any], pulumi.ResourceOptions]:
+               opts: Optional[pulumi.ResourceOptions], marks: bool = False) -> tuple[dict[str, Any], pulumi.ResourceOptions]:
     """What a resource registers: every field of its Args, its name (which resource holds an object:
-    providers/claims.py), the token always secret, its outputs to come; and its options with the outputs
-    that are always secret."""
+    providers/claims.py), with `marks` its stack (the owner mark of what it creates: providers/owner.py),
+    the token always secret, its outputs to come; and its options with the outputs that are always secret."""
     props = {field.name: getattr(args, field.name) for field in dataclasses.fields(args)}
     props[claims.NAME] = name
+    if marks:
+        props[fields.OWNER.name] = owner.stack_identity()
     props["token"] = pulumi.Output.secret(args.token)
     props.update(dict.fromkeys(outputs))
     return props, pulumi.ResourceOptions.merge(pulumi.ResourceOptions(additional_secret_outputs=secret_outputs), opts)
