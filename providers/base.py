@@ -44,6 +44,9 @@ class LiteLLMProvider(ResourceProvider):
     FIELDS: ClassVar[tuple[fields.Field, ...]]
     TRIMMED: ClassVar[tuple[str, ...]] = ()  # outputs that are API answers, stored trimmed (providers/payload)
     DROPPED: ClassVar[tuple[str, ...]] = ()  # inputs the outputs need not repeat (see `saved`)
+    # Outputs left out when empty (False, []): what no Diff compares, so one stored by an older version is
+    # no reshape. adopt_existing matters only at creation, and its `false` in every resource adds up.
+    SPARSE: ClassVar[tuple[str, ...]] = ("adopt_existing",)
     serialize_as_secret_always = False  # the pickled provider holds no secret
 
     def __repr__(self) -> str:
@@ -92,7 +95,8 @@ class LiteLLMProvider(ResourceProvider):
         """The outputs in `olds` that this version would store otherwise (see `saved`)."""
         now = self.stored(dict(olds))
         return sorted(name for name, value in olds.items()  # a null is not stored (the engine drops it)
-                      if name != "__provider" and value is not None and now.get(name, _GONE) != value)
+                      if name != "__provider" and value is not None and now.get(name, _GONE) != value
+                      and not (name in self.SPARSE and not value))
 
     def delete_before_replace(self, replaces: list[str]) -> bool:
         """How a replacement must go, answered on EVERY Diff: the engine also replaces a resource left
@@ -105,7 +109,8 @@ class LiteLLMProvider(ResourceProvider):
 
     @classmethod
     def stored(cls, outputs: dict[str, Any]) -> dict[str, Any]:
-        return saved(outputs, cls.TRIMMED, cls.DROPPED)
+        return {name: value for name, value in saved(outputs, cls.TRIMMED, cls.DROPPED).items()
+                if name not in cls.SPARSE or value}
 
     @classmethod
     def field(cls, name: str) -> fields.Field:

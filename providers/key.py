@@ -67,6 +67,7 @@ class KeyProvider(LiteLLMProvider):
     TRIMMED = ("key_response", "key_data")
     # existing_key is a creation-time input (the raw key, which `key` holds); never diffed, sent or read.
     DROPPED = ("existing_key", f.OWNER.name)  # managed_by: an input only create and update read
+    SPARSE = ("adopt_existing", "retired_keys")  # no retired keys: read as [] (`olds.get(...) or []`)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         user_id = news.get("user_id")
