@@ -19,6 +19,7 @@ from providers import Team, TeamArgs, TeamMember, TeamMemberArgs, TeamMemberProv
 from providers.client import LiteLLMClient, LiteLLMError
 from support.passthrough import PassThrough
 from support.proxy_state import destroy_or_delete, key_alive, team_exists, user_exists
+
 # The owner mark of what the stack creates (providers/owner.py; the harness runs litellm-access/test).
 MARK = {"pulumi_managed_by": "litellm-access/test"}
 
