@@ -92,11 +92,12 @@ class LiteLLMProvider(ResourceProvider):
         return ChangeSet(names, replaces, stables, self.delete_before_replace(replaces))
 
     def reshaped(self, olds: Mapping[str, Any]) -> list[str]:
-        """The outputs in `olds` that this version would store otherwise (see `saved`)."""
+        """The outputs in `olds` that this version would store otherwise (see `saved`); never managed_by,
+        an input no version stored (olds holding it are inputs, not an older shape)."""
         now = self.stored(dict(olds))
         return sorted(name for name, value in olds.items()  # a null is not stored (the engine drops it)
                       if name != "__provider" and value is not None and now.get(name, _GONE) != value
-                      and not (name in self.SPARSE and not value))
+                      and not (name in self.SPARSE and not value) and name != fields.OWNER.name)
 
     def delete_before_replace(self, replaces: list[str]) -> bool:
         """How a replacement must go, answered on EVERY Diff: the engine also replaces a resource left
