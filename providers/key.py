@@ -363,11 +363,8 @@ def _is_gone(client: LiteLLMClient, key_hash: str) -> bool:
 
 
 def _body(props: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    """An update of these fields; declared metadata replaces the whole map, so it goes with the owner mark."""
-    body = f.body(KEY_FIELDS, props, names)
-    if "metadata" in body:
-        body["metadata"] = owner.marked(body["metadata"], props)
-    return body
+    """An update of these fields, declared metadata with the owner mark."""
+    return owner.in_body(f.body(KEY_FIELDS, props, names), props)
 
 
 def _settings(props: dict[str, Any]) -> dict[str, Any]:

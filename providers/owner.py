@@ -50,6 +50,14 @@ def marked(metadata: Optional[Mapping[str, Any]], props: Mapping[str, Any]) -> d
     return {**(metadata or {}), **mark(props)}
 
 
+def in_body(body: dict[str, Any], props: Mapping[str, Any]) -> dict[str, Any]:
+    """An update body whose declared metadata (if it has any) goes with the mark: LiteLLM's /key/update and
+    /team/update replace the whole map, so metadata sent without it would drop it."""
+    if "metadata" in body:
+        body["metadata"] = marked(body["metadata"], props)
+    return body
+
+
 def owned(row: Optional[Mapping[str, Any]], props: Mapping[str, Any]) -> bool:
     """True when the row (user_info, key info, team_info) carries this resource's stack's mark."""
     owner = props.get(OWNER.name)

@@ -148,11 +148,8 @@ class TeamProvider(LiteLLMProvider):
 
 
 def _body(props: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    """An update of these fields; declared metadata replaces the whole map, so it goes with the owner mark."""
-    body = f.body(TEAM_FIELDS, props, names)
-    if "metadata" in body:
-        body["metadata"] = owner.marked(body["metadata"], props)
-    return body
+    """An update of these fields, declared metadata with the owner mark."""
+    return owner.in_body(f.body(TEAM_FIELDS, props, names), props)
 
 
 def _info_or_none(client: LiteLLMClient, team_id: str) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ the stack program (an entry's `name`, a team's) and bare resources, the real plu
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import pulumi
 import pytest
