@@ -273,3 +273,16 @@ def test_a_key_another_stack_made_still_needs_adopt_existing(tmp_path, litellm, 
         stack.up()
     assert "it was created by stack 'x/y'" in failure(failed.value) and "adopt_existing=True" in failure(failed.value)
     assert api.key_info(other["token"])["info"]["metadata"] == {"pulumi_managed_by": "x/y"}
+
+
+def test_declared_metadata_may_not_use_the_mark_s_entry() -> None:
+    """The mark is the providers' own: a declaration that sets it is refused at check, naming the entry."""
+    from providers.key import KeyProvider
+    from providers.team import TeamProvider
+
+    for provider, props in ((KeyProvider(), {"user_id": "u", "key_alias": "u"}), (TeamProvider(), {"team_id": "t"})):
+        result = provider.check({}, {"url": "http://127.0.0.1:9", "token": "sk-unused-000000", **props,
+                                     "metadata": {"pulumi_managed_by": "me/mine"}})
+        assert [(f.property, f.reason) for f in result.failures] == [(
+            "metadata", "metadata must be a map without 'pulumi_managed_by': that entry is the mark of the stack "
+                        "that created the object; got {'pulumi_managed_by': 'me/mine'}")]
