@@ -73,6 +73,20 @@ def resource_name(entry: dict[str, Any]) -> str:
     return entry.get("name") or entry.get("user_id") or entry["team_id"]
 
 
+def default_name(entry: dict[str, Any]) -> str:
+    """The resource name an entry has without `name`: its user_id, or a team's team_id."""
+    return entry.get("user_id") or entry["team_id"]
+
+
+def renamed_from(entry: dict[str, Any], names: set[str]) -> list[pulumi.Alias]:
+    """An entry given a `name` it did not have keeps its resources: the name it had (the default) is an
+    alias, so the engine moves the resources to the new URNs, no create and no delete. The component's
+    children (User, Key, `<name>/<team>` memberships) are named from it, so they inherit the alias. None
+    when another entry of the same kind is named so (the engine refuses an alias that is another URN)."""
+    old = default_name(entry)
+    return [pulumi.Alias(name=old)] if resource_name(entry) != old and old not in names else []
+
+
 def where(place: str, entry: Any, label: str) -> str:
     """`litellm:users[3] (user_id 'carol')`, `users.csv:17 (user_id 'jdoe@example.edu')`: an entry by where
     it is written and by its own name."""
@@ -364,13 +378,15 @@ def main() -> None:
     ledger = Ledger("ledger", LedgerArgs([u["user_id"] for u in users], [t["team_id"] for t in team_entries],
                                          stack.max_deletions))
     teams: dict[str, Team] = {}
+    team_names = {resource_name(team) for team in team_entries}
     for team in team_entries:
         inputs = {key: value for key, value in team.items() if key != "name"}
         teams[team["team_id"]] = Team(resource_name(team), TeamArgs(url=url, token=token, **inputs),
-                                      pulumi.ResourceOptions(depends_on=[ledger]))
+                                      pulumi.ResourceOptions(depends_on=[ledger], aliases=renamed_from(team, team_names)))
         pulumi.export(f"{resource_name(team)}_team_data", teams[team["team_id"]].team_data)
     managed: dict[str, UserWithKey] = {}
     shared = shared_legacy_names(users)
+    user_names = {resource_name(user) for user in users}
     for user in users:
         inputs = {key: value for key, value in user.items() if key != "name"}
         # A key or membership of a team of this stack depends on that team: LiteLLM deletes a team's keys
@@ -379,7 +395,7 @@ def main() -> None:
         if key_team is not None:
             inputs["team_id"] = key_team.team_id
         needed = [teams[t] for t in inputs.get("teams") or [] if isinstance(t, str) and t in teams]
-        opts = pulumi.ResourceOptions(depends_on=[ledger, *needed])
+        opts = pulumi.ResourceOptions(depends_on=[ledger, *needed], aliases=renamed_from(user, user_names))
         managed[user["user_id"]] = UserWithKey(resource_name(user), UserWithKeyArgs(url=url, token=token, **inputs), opts,
                                                shared_legacy_names=shared)
     # One export per output, a map by user_id (`pulumi stack output key --show-secrets --json`): five exports

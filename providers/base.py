@@ -19,7 +19,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 import pulumi
 from pulumi.dynamic import CheckResult, ConfigureRequest, CreateResult, DiffResult, ReadResult, ResourceProvider
 
-from . import claims, fields, payload
+from . import claims, fields, owner, payload
 from .client import ClientSettings, LiteLLMClient, LiteLLMError
 
 MOVED_FROM = "LITELLM_MOVED_FROM"  # the old url, when the proxy really moved without its objects (refresh)
@@ -44,6 +44,9 @@ class LiteLLMProvider(ResourceProvider):
     FIELDS: ClassVar[tuple[fields.Field, ...]]
     TRIMMED: ClassVar[tuple[str, ...]] = ()  # outputs that are API answers, stored trimmed (providers/payload)
     DROPPED: ClassVar[tuple[str, ...]] = ()  # inputs the outputs need not repeat (see `saved`)
+    # Outputs left out when empty (False, []): what no Diff compares, so one stored by an older version is
+    # no reshape. adopt_existing matters only at creation, and its `false` in every resource adds up.
+    SPARSE: ClassVar[tuple[str, ...]] = ("adopt_existing",)
     serialize_as_secret_always = False  # the pickled provider holds no secret
 
     def __repr__(self) -> str:
@@ -89,10 +92,12 @@ class LiteLLMProvider(ResourceProvider):
         return ChangeSet(names, replaces, stables, self.delete_before_replace(replaces))
 
     def reshaped(self, olds: Mapping[str, Any]) -> list[str]:
-        """The outputs in `olds` that this version would store otherwise (see `saved`)."""
+        """The outputs in `olds` that this version would store otherwise (see `saved`); never managed_by,
+        an input no version stored (olds holding it are inputs, not an older shape)."""
         now = self.stored(dict(olds))
         return sorted(name for name, value in olds.items()  # a null is not stored (the engine drops it)
-                      if name != "__provider" and value is not None and now.get(name, _GONE) != value)
+                      if name != "__provider" and value is not None and now.get(name, _GONE) != value
+                      and not (name in self.SPARSE and not value) and name != fields.OWNER.name)
 
     def delete_before_replace(self, replaces: list[str]) -> bool:
         """How a replacement must go, answered on EVERY Diff: the engine also replaces a resource left
@@ -105,7 +110,8 @@ class LiteLLMProvider(ResourceProvider):
 
     @classmethod
     def stored(cls, outputs: dict[str, Any]) -> dict[str, Any]:
-        return saved(outputs, cls.TRIMMED, cls.DROPPED)
+        return {name: value for name, value in saved(outputs, cls.TRIMMED, cls.DROPPED).items()
+                if name not in cls.SPARSE or value}
 
     @classmethod
     def field(cls, name: str) -> fields.Field:
@@ -221,12 +227,14 @@ def current_client_for(props: Mapping[str, Any], follow_url: bool = False) -> Li
 
 
 def registered(name: str, args: Any, outputs: Iterable[str], secret_outputs: list[str],
-               opts: Optional[pulumi.ResourceOptions]) -> tuple[dict[str, Any], pulumi.ResourceOptions]:
+               opts: Optional[pulumi.ResourceOptions], marks: bool = False) -> tuple[dict[str, Any], pulumi.ResourceOptions]:
     """What a resource registers: every field of its Args, its name (which resource holds an object:
-    providers/claims.py), the token always secret, its outputs to come; and its options with the outputs
-    that are always secret."""
+    providers/claims.py), with `marks` its stack (the owner mark of what it creates: providers/owner.py),
+    the token always secret, its outputs to come; and its options with the outputs that are always secret."""
     props = {field.name: getattr(args, field.name) for field in dataclasses.fields(args)}
     props[claims.NAME] = name
+    if marks:
+        props[fields.OWNER.name] = owner.stack_identity()
     props["token"] = pulumi.Output.secret(args.token)
     props.update(dict.fromkeys(outputs))
     return props, pulumi.ResourceOptions.merge(pulumi.ResourceOptions(additional_secret_outputs=secret_outputs), opts)

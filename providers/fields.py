@@ -159,11 +159,13 @@ def string_list(value: Any) -> list[str]:
 
 
 def json_map(value: Any) -> dict[str, Any] | None:
-    """Metadata: a map with string keys; empty means unset."""
+    """Metadata: a map with string keys; empty means unset. The owner mark's key is the providers' own."""
     if value is None:
         return None
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise Invalid("a map with string keys, such as {'team': 'research'}")
+    if MANAGED_BY in value:
+        raise Invalid(f"a map without {MANAGED_BY!r}: that entry is the mark of the stack that created the object")
     return dict(value) or None
 
 
@@ -257,6 +259,13 @@ class Field:
     cleared: Any = None
     default: Any = None
 
+
+# The owner mark (providers/owner.py): a metadata entry naming the stack that created the object, set by
+# the providers and never part of the declared metadata, so never drift.
+MANAGED_BY = "pulumi_managed_by"
+# The stack (`<project>/<stack>`) a User, Key or Team belongs to, registered by the resource itself: written
+# in the mark of what it creates, never sent otherwise and never a change (a stack renamed changes nothing).
+OWNER = Field("managed_by", optional(text()), sent=False, live=False, diffed=False)
 
 CREDENTIALS = (
     Field("url", proxy_url, required=True, sent=False, live=False),
@@ -390,5 +399,12 @@ def compact(value: Any) -> Any:
 
 
 def live_values(fields: Iterable[Field], row: Mapping[str, Any]) -> dict[str, Any]:
-    """The canonical live value of every field LiteLLM reports back."""
-    return {f.name: canonical(f, row.get(f.name)) for f in fields if f.live}
+    """The canonical live value of every field LiteLLM reports back; metadata without the owner mark,
+    which the providers add and the program never declares."""
+    return {f.name: canonical(f, _unmarked(f.name, row.get(f.name))) for f in fields if f.live}
+
+
+def _unmarked(name: str, value: Any) -> Any:
+    if name != "metadata" or not isinstance(value, Mapping) or MANAGED_BY not in value:
+        return value
+    return {k: v for k, v in value.items() if k != MANAGED_BY}

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
-from . import blocking, payload, rotation, snapshot
+from . import blocking, owner, payload, rotation, snapshot
 from . import fields as f
 from .base import (ChangeSet, LiteLLMProvider, client_for, current_client_for, missing, moved, not_at, read_back,
                    registered, with_token)
@@ -57,6 +57,7 @@ KEY_FIELDS: tuple[f.Field, ...] = (
     f.Field("rotation_grace", f.duration, sent=False, live=False),
     # The kill switch (providers/blocking.py): sent in /key/generate's body, later with /key/block|unblock.
     blocking.FIELD,
+    f.OWNER,
 )
 SECRET_OUTPUTS = ["token", "existing_key", "key", "key_response"]
 
@@ -65,7 +66,8 @@ class KeyProvider(LiteLLMProvider):
     FIELDS = KEY_FIELDS
     TRIMMED = ("key_response", "key_data")
     # existing_key is a creation-time input (the raw key, which `key` holds); never diffed, sent or read.
-    DROPPED = ("existing_key",)
+    DROPPED = ("existing_key", f.OWNER.name)  # managed_by: an input only create and update read
+    SPARSE = ("adopt_existing", "retired_keys")  # no retired keys: read as [] (`olds.get(...) or []`)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         user_id = news.get("user_id")
@@ -166,7 +168,7 @@ class KeyProvider(LiteLLMProvider):
         client = client_for(news)
         try:
             response = blocking.around(_switch(client, id_, retired), blocked,
-                                       lambda: client.key_update(id_, f.body(KEY_FIELDS, news, sent)) if sent else None)
+                                       lambda: client.key_update(id_, _body(news, sent)) if sent else None)
         except NotFound:
             if not _is_gone(client, id_):
                 raise  # a 404 about something else (e.g. a team_id that does not exist): LiteLLM's words
@@ -209,9 +211,9 @@ class KeyProvider(LiteLLMProvider):
         raw = mint_key()
         key_hash, alias = token_hash(raw), props["key_alias"]
         body = f.body(KEY_FIELDS, props)
-        request = {**body, "key": raw, "metadata": {**body.get("metadata", {}), **PENDING},
+        request = {**body, "key": raw, "metadata": owner.marked({**body.get("metadata", {}), **PENDING}, props),
                    **blocking.on_create(props)}
-        done = f.body(KEY_FIELDS, props, ["metadata"])  # the declared metadata replaces the marker
+        done = _body(props, ["metadata"])  # the declared metadata (and the owner mark) replaces the marker
 
         def attempt() -> tuple[str | None, dict[str, Any]]:
             response = client.key_generate(request)
@@ -247,13 +249,15 @@ class KeyProvider(LiteLLMProvider):
     def _adopt_alias(
         self, client: LiteLLMClient, props: dict[str, Any], row: dict[str, Any] | None, err: Conflict
     ) -> tuple[None, dict[str, Any]]:
-        """Take over the key that holds our alias (`row`), if the program opted in."""
+        """Take over the key that holds our alias (`row`), if the program opted in or this stack made it (its
+        owner mark: a renamed resource, an interrupted `up`)."""
         alias = props["key_alias"]
-        if not props["adopt_existing"]:
+        if not props["adopt_existing"] and not owner.owned(row, props):
             raise LiteLLMError(
                 "generate key",
                 f"key_alias {alias!r} is already used by another key on the proxy (aliases are unique across "
-                "the proxy). Set adopt_existing=True to manage that key from this stack, or choose another key_alias",
+                f"the proxy; {owner.whose(row)}). Set adopt_existing=True to manage that key from this stack, or "
+                "choose another key_alias",
                 err.status,
             ) from None
         if row is None or row.get("user_id") != props["user_id"]:
@@ -358,10 +362,15 @@ def _is_gone(client: LiteLLMClient, key_hash: str) -> bool:
     return _info_unless_gone(client, key_hash) is None
 
 
+def _body(props: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """An update of these fields, declared metadata with the owner mark."""
+    return owner.in_body(f.body(KEY_FIELDS, props, names), props)
+
+
 def _settings(props: dict[str, Any]) -> dict[str, Any]:
     """Every declared setting, unset ones as null, for taking over a key that was minted elsewhere."""
     names = [fl.name for fl in KEY_FIELDS if fl.sent]
-    settings = f.body(KEY_FIELDS, props, names)
+    settings = _body(props, names)
     if settings.get("model_max_budget") is None:
         settings.pop("model_max_budget", None)  # null here trips LiteLLM's enterprise-only check
     return settings
@@ -411,7 +420,7 @@ class Key(Resource, module="litellm", name="Key"):
     retired_keys: pulumi.Output[list]  # hashes of the keys it retired that are in their grace
 
     def __init__(self, resource_name: str, args: KeyArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props, opts = registered(resource_name, args, ["key", "key_response", "key_data", "retired_keys"], SECRET_OUTPUTS, opts)
+        props, opts = registered(resource_name, args, ["key", "key_response", "key_data", "retired_keys"], SECRET_OUTPUTS, opts, marks=True)
         if args.existing_key is not None:
             props["existing_key"] = pulumi.Output.secret(args.existing_key)
         super().__init__(KeyProvider(), resource_name, props, opts)

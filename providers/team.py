@@ -14,7 +14,7 @@ from typing import Any, Optional
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
-from . import blocking, team_keys
+from . import blocking, owner, team_keys
 from . import fields as f
 from .base import LiteLLMProvider, client_for, current_client_for, missing, moved, not_at, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
@@ -36,17 +36,19 @@ TEAM_FIELDS: tuple[f.Field, ...] = (
     f.Field("adopt_existing", f.boolean, required=True, sent=False, live=False, diffed=False, default=False),
     # The kill switch (providers/blocking.py): sent in /team/new's body, later with /team/block|unblock.
     blocking.FIELD,
+    f.OWNER,
 )
 SECRET_OUTPUTS = ["token"]
 
 
 class TeamProvider(LiteLLMProvider):
     FIELDS = TEAM_FIELDS
+    DROPPED = (f.OWNER.name,)  # an input only create and update read
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_for(props)
         team_id = props["team_id"]
-        declared = {"metadata": props.get("metadata") or {}}  # {} clears it on /team/update
+        declared = {"metadata": owner.marked(props.get("metadata"), props)}  # {} clears it on /team/update
 
         def attempt() -> dict[str, Any]:
             metadata = {**declared["metadata"], **PENDING}
@@ -61,7 +63,7 @@ class TeamProvider(LiteLLMProvider):
             lookup=lambda: _info_or_none(client, team_id),
             ours=lambda found: pending(found.get("team_info") or {}),
             keep=lambda found: self._reconcile(client, props, found.get("team_info") or {}),
-            adopt=lambda _found, err: self._adopt(client, props, err),
+            adopt=lambda found, err: self._adopt(client, props, found, err),
             later="the next `pulumi up` recognises it as this stack's (by its pending marker) and carries on with it",
         ).run(client.budget())
         return self.created(CreateResult(team_id, _outputs(props, read_back(client.team_info, team_id))))
@@ -109,22 +111,28 @@ class TeamProvider(LiteLLMProvider):
         team_keys.refuse_team_delete(keys, id_)
         client.team_delete(id_)
 
-    def _adopt(self, client: LiteLLMClient, props: dict[str, Any], err: Conflict) -> dict[str, Any]:
-        """Take over a team that already exists, if the program opted in; reconcile it to the declaration."""
+    def _adopt(self, client: LiteLLMClient, props: dict[str, Any], found: dict[str, Any] | None,
+               err: Conflict) -> dict[str, Any]:
+        """Take over a team that already exists, if the program opted in or this stack made it (its owner
+        mark: a renamed resource, an interrupted `up`); reconcile it to the declaration."""
         team_id = props["team_id"]
-        if not props["adopt_existing"]:
+        row = (found or {}).get("team_info")
+        if not props["adopt_existing"] and not owner.owned(row, props):
             raise LiteLLMError(
                 "create team",
-                f"team_id {team_id!r} already exists on the proxy ({err.detail}). To manage the existing team "
-                "from this stack, set adopt_existing=True; otherwise choose another team_id",
+                f"team_id {team_id!r} already exists on the proxy ({err.detail}; {owner.whose(row)}). To manage "
+                "the existing team from this stack, set adopt_existing=True; otherwise choose another team_id",
                 err.status,
             ) from None
         return self._reconcile(client, props, client.team_info(team_id).get("team_info") or {})
 
     def _reconcile(self, client: LiteLLMClient, props: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
         """Bring a team that exists to the declared values (one /team/update, only when something differs;
-        a pending marker in its metadata differs from any declared metadata), blocked or not as declared."""
+        a pending marker in its metadata differs from any declared metadata, and so does a missing owner
+        mark: an adopted team is marked as this stack's), blocked or not as declared."""
         drift = f.changed(TEAM_FIELDS, f.live_values(TEAM_FIELDS, live), props)
+        if owner.mark(props) and not owner.owned(live, props) and "metadata" not in drift:
+            drift.append("metadata")  # adopted: marked as this stack's with its declared metadata
         blocked = props["blocked"] if blocking.FIELD.name in drift else None
         self._apply(client, props["team_id"], props, [n for n in drift if self.field(n).sent], blocked)
         return live
@@ -134,9 +142,14 @@ class TeamProvider(LiteLLMProvider):
                blocked: bool | None) -> None:
         """The changed settings (one /team/update, if any) and the kill switch (None: left as it is)."""
         def change() -> Any:
-            return client.team_update({"team_id": team_id, **f.body(TEAM_FIELDS, props, sent)}) if sent else None
+            return client.team_update({"team_id": team_id, **_body(props, sent)}) if sent else None
 
         blocking.around(lambda on: client.team_blocked(team_id, on), blocked, change)
+
+
+def _body(props: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """An update of these fields, declared metadata with the owner mark."""
+    return owner.in_body(f.body(TEAM_FIELDS, props, names), props)
 
 
 def _info_or_none(client: LiteLLMClient, team_id: str) -> dict[str, Any] | None:
@@ -176,5 +189,5 @@ class Team(Resource, module="litellm", name="Team"):
     team_data: pulumi.Output[dict]
 
     def __init__(self, resource_name: str, args: TeamArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props, opts = registered(resource_name, args, ["team_data"], SECRET_OUTPUTS, opts)
+        props, opts = registered(resource_name, args, ["team_data"], SECRET_OUTPUTS, opts, marks=True)
         super().__init__(TeamProvider(), resource_name, props, opts)

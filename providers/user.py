@@ -15,7 +15,7 @@ import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
 from . import fields as f
-from . import snapshot
+from . import owner, snapshot
 from .base import LiteLLMProvider, client_for, current_client_for, missing, moved, not_at, read_back, registered
 from .client import Conflict, LiteLLMClient, LiteLLMError, NotFound
 from .create import DONE, PENDING, CreateProtocol, finish, pending
@@ -36,6 +36,7 @@ USER_FIELDS: tuple[f.Field, ...] = (
     f.Field("auto_create_key", f.boolean, required=True, sent=False, live=False, diffed=False, default=False),
     f.Field("key_alias", f.optional(f.text()), sent=False, live=False, diffed=False),
     f.Field("adopt_existing", f.boolean, required=True, sent=False, live=False, diffed=False, default=False),
+    f.OWNER,
 )
 SECRET_OUTPUTS = ["token", "user_response"]
 EMPTIED_MODELS = (
@@ -47,6 +48,7 @@ EMPTIED_MODELS = (
 class UserProvider(LiteLLMProvider):
     FIELDS = USER_FIELDS
     TRIMMED = ("user_response", "user_data")
+    DROPPED = (f.OWNER.name,)  # an input only create and update read
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         user_id = news.get("user_id")
@@ -67,7 +69,7 @@ class UserProvider(LiteLLMProvider):
         client = client_for(props)
         request = f.body(USER_FIELDS, props)
         request["auto_create_key"] = props["auto_create_key"]
-        request["metadata"] = PENDING  # the User does not manage metadata: the marker is all of it
+        request["metadata"] = owner.marked(PENDING, props)  # the User does not manage metadata: the marks are all
         if props["auto_create_key"] and props.get("key_alias"):
             _refuse_taken_alias(client, props)
             request["key_alias"] = props["key_alias"]
@@ -104,14 +106,18 @@ class UserProvider(LiteLLMProvider):
             current_client_for(props).user_delete(id_)
 
     # ----------------------------------------------------------------------
-    def _adopt(self, client: LiteLLMClient, props: dict[str, Any], err: Conflict) -> dict[str, Any]:
-        """Take over a user that already exists, if the program opted in; reconcile it to the declaration."""
+    def _adopt(self, client: LiteLLMClient, props: dict[str, Any], found: dict[str, Any] | None,
+               err: Conflict) -> dict[str, Any]:
+        """Take over a user that already exists, if the program opted in or this stack made it (its owner
+        mark: a renamed resource, an interrupted `up`); reconcile it to the declaration."""
         user_id = props["user_id"]
-        if not props["adopt_existing"]:
+        row = (found or {}).get("user_info")
+        if not props["adopt_existing"] and not owner.owned(row, props):
+            why = owner.whose(row) if row else "the email belongs to another user"
             raise LiteLLMError(
                 "create user",
-                f"user_id {user_id!r} or user_email already exists on the proxy ({err.detail}). To manage the "
-                "existing user from this stack, set adopt_existing=True; otherwise choose another user_id/email",
+                f"user_id {user_id!r} or user_email already exists on the proxy ({err.detail}; {why}). To manage "
+                "the existing user from this stack, set adopt_existing=True; otherwise choose another user_id/email",
                 err.status,
             ) from None
         try:
@@ -122,7 +128,10 @@ class UserProvider(LiteLLMProvider):
                 f"user_email {props['user_email']!r} belongs to another user_id; only the same user_id can be adopted",
                 err.status,
             ) from None
-        self._reconcile(client, props, live)
+        # Marked as this stack's (its other metadata kept: /user/update replaces the whole map).
+        marked = not owner.mark(props) or owner.owned(live, props)
+        marks = {} if marked else {"metadata": owner.marked(live.get("metadata"), props)}
+        self._reconcile(client, props, live, **marks)
         return {**live, "key": "", "adopted": True}
 
     def _reconcile(self, client: LiteLLMClient, props: dict[str, Any], live: dict[str, Any], **also: Any) -> None:
@@ -146,7 +155,7 @@ class UserProvider(LiteLLMProvider):
 
         def attempt() -> dict[str, Any]:
             response = client.user_new(request)
-            finish(lambda: client.user_update({"user_id": user_id, "metadata": DONE}))  # LiteLLM ignores {}
+            finish(lambda: client.user_update({"user_id": user_id, "metadata": owner.marked(DONE, props)}))
             return response
 
         protocol = CreateProtocol(
@@ -155,7 +164,7 @@ class UserProvider(LiteLLMProvider):
             lookup=lookup,
             ours=lambda found: pending(found.get("user_info") or {}),
             keep=lambda found: self._recover(client, props, found),
-            adopt=lambda _found, err: self._adopt(client, props, err),
+            adopt=lambda found, err: self._adopt(client, props, found, err),
             later="the next `pulumi up` recognises it as this stack's (by its pending marker) and carries on with "
             "it" + (", replacing its auto-created key" if props["auto_create_key"] else ""),
         )
@@ -165,7 +174,7 @@ class UserProvider(LiteLLMProvider):
         """Our /user/new happened though its answer was lost (perhaps in an earlier run): carry on with the
         user it created, as declared now and without the marker."""
         live = existing.get("user_info") or {}
-        self._reconcile(client, props, live, metadata=DONE)
+        self._reconcile(client, props, live, metadata=owner.marked(DONE, props))
         if props["auto_create_key"]:
             # The raw key of the auto-created key was in the lost response: delete that key, so the Key
             # resource generates a replacement instead of leaving an unusable key behind.
@@ -238,5 +247,5 @@ class User(Resource, module="litellm", name="User"):
     user_data: pulumi.Output[dict]
 
     def __init__(self, resource_name: str, args: UserArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props, opts = registered(resource_name, args, ["user_response", "user_data"], SECRET_OUTPUTS, opts)
+        props, opts = registered(resource_name, args, ["user_response", "user_data"], SECRET_OUTPUTS, opts, marks=True)
         super().__init__(UserProvider(), resource_name, props, opts)

@@ -135,7 +135,8 @@ def plan(before: dict[str, Resource], after: dict[str, Resource]) -> dict[str, t
         if old is None:
             steps[urn] = ("create", None)
         elif new.custom:
-            changes = new.provider().diff(new.name, old.inputs, new.inputs)
+            provider = new.provider()  # olds as the engine gives them: the outputs, stored from the inputs
+            changes = provider.diff(new.name, provider.stored(dict(old.inputs)), new.inputs)
             steps[urn] = ("replace" if changes.replaces else "update" if changes.diffs else "same", changes)
         else:
             steps[urn] = ("same", None)

@@ -66,7 +66,9 @@ def assert_reconciled(api: LiteLLMClient, uid: str, key_hash: str) -> None:
     info = api.key_info(key_hash)["info"]
     assert {n: info[n] for n in ("models", "max_budget", "metadata", "tpm_limit", "rpm_limit", "budget_duration",
                                  "max_parallel_requests")} == {
-        "models": ["fake-gpt-4o"], "max_budget": 5.0, "metadata": {"owner": uid}, "tpm_limit": 100000,
+        "models": ["fake-gpt-4o"], "max_budget": 5.0,
+        "metadata": {"owner": uid, "pulumi_managed_by": "litellm-access/test"},  # the stack now manages it
+        "tpm_limit": 100000,
         "rpm_limit": 1000, "budget_duration": "30d", "max_parallel_requests": 100}
 
 

@@ -305,7 +305,9 @@ KEY_CHANGE, KEY_CHANGED = {"models": ["fake-gpt-4o-mini"], "budget_duration": "7
     "models": ["fake-gpt-4o-mini"], "budget_duration": "7d"}
 
 
-TEAM_HOLDS = {"models": ["fake-mock"], "max_budget": 20.0, "tpm_limit": 900, "metadata": {}}
+# Every object the stack creates carries its owner mark (the harness runs project litellm-access, stack test).
+MARK = {"pulumi_managed_by": "litellm-access/test"}
+TEAM_HOLDS = {"models": ["fake-mock"], "max_budget": 20.0, "tpm_limit": 900, "metadata": MARK}
 
 
 def team_program() -> None:
@@ -410,7 +412,7 @@ class World(StackWorld):
         self.api, self.tap, self.op, self.uid, self.token = api, tap, op, uid, token
         self.user = declared(uid, op.auto)
         self.stack = Stack(state_dir, self._config(), plugin_env=clean_env(env))
-        self.user_holds, self.key_holds = dict(USER_HOLDS), {**KEY_HOLDS, "metadata": {"owner": uid}}
+        self.user_holds, self.key_holds = dict(USER_HOLDS), {**KEY_HOLDS, "metadata": {"owner": uid, **MARK}}
 
     def _config(self) -> dict[str, Any]:
         return {"litellm:url": self.tap.url, "litellm:token": self.token, "litellm:users": [self.user]}
@@ -440,7 +442,7 @@ class World(StackWorld):
         live = self.api.user_info(self.uid)["user_info"]
         assert {name: live[name] for name in self.user_holds} == self.user_holds
         assert (live["user_email"], live["user_alias"], live["metadata"]) == (
-            f"{self.uid}@example.org", self.uid, {"pulumi_create": "done"})
+            f"{self.uid}@example.org", self.uid, {"pulumi_create": "done", **MARK})
         key_hash = token_hash(self.raw_key())  # the raw key the stack holds: the key must be that one
         assert [row["token"] for row in keys_of(self.api, self.uid)] == [key_hash], "orphan or missing key"
         assert [row["token"] for row in self.api.keys_with_alias(self.uid)] == [key_hash]

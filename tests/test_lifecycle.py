@@ -64,10 +64,13 @@ def expected_user(s: dict[str, Any]) -> dict[str, Any]:
                 models=s["user_models"], max_budget=budget, tpm_limit=s["tpm_limit"], rpm_limit=s["rpm_limit"])
 
 
+MARK = {"pulumi_managed_by": "litellm-access/test"}  # the owner mark of what the stack (harness: test) creates
+
+
 def expected_key(s: dict[str, Any]) -> dict[str, Any]:
     return dict(user_id=s["user_id"], key_alias=s.get("key_alias") or s["user_id"], models=s["models"],
                 max_budget=s.get("max_budget") or None, budget_duration=s["budget_duration"],
-                metadata=s.get("metadata") or {}, max_parallel_requests=s["max_parallel_requests"],
+                metadata={**(s.get("metadata") or {}), **MARK}, max_parallel_requests=s["max_parallel_requests"],
                 tpm_limit=s["tpm_limit"], rpm_limit=s["rpm_limit"], spend=float(s.get("spend", 0)))
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -26,6 +27,8 @@ from support.proxy_state import key_alive
 ROOT = Path(__file__).resolve().parents[1]
 # main as it was before the state was trimmed: the version whose stacks must upgrade in place.
 BEFORE = "27e4a92e99b71f5b0a5fc777ce41c2a8f81e6a38"
+# main as it was before the owner mark (providers/owner.py): its objects must stay as they are.
+BEFORE_MARK = "a09d9b674c81272521de18ffb01e4ae991ae1fda"
 
 
 def calls(tap: PassThrough) -> Counter[str]:
@@ -39,9 +42,9 @@ def users_for(prefix: str, n: int, **extra: Any) -> list[dict[str, Any]]:
              "max_budget": 5.0, "metadata": {"cohort": "2026"}, **extra} for i in range(n)]
 
 
-def old_checkout(target: Path) -> Path:
-    """The project's files at BEFORE (git archive), sharing this checkout's .venv."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", BEFORE], check=True,
+def old_checkout(target: Path, commit: str = BEFORE) -> Path:
+    """The project's files at `commit` (git archive), sharing this checkout's .venv."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit], check=True,
                              capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(target)
@@ -101,6 +104,34 @@ def test_an_existing_stack_upgrades_in_place_with_no_proxy_call(tmp_path, litell
     assert {s.op for s in stack.refresh().steps} == {"same"}  # and nothing drifted
     stack.destroy()
     assert tap.count(writes=True) > 0
+
+
+def test_a_stack_from_before_the_owner_mark_upgrades_with_nothing_written(tmp_path, litellm, tap, api, unique,
+                                                                          cleanup):
+    """The mark is written by creates, never onto the objects of an existing stack by an upgrade."""
+    team = {"team_id": f"{unique}-team", "models": ["fake-gpt-4o"], "metadata": {"dept": "physics"}}
+    users = users_for(unique, 2, teams=[team["team_id"]])
+    cleanup["users"] += [u["user_id"] for u in users]
+    cleanup["teams"].append(team["team_id"])
+    config = {"litellm:url": tap.url, "litellm:token": litellm.master_key, "litellm:users": users,
+              "litellm:teams": [team]}
+    up_with_old_code(old_checkout(tmp_path / "old", BEFORE_MARK), tmp_path / "state", config)
+    stack = Stack(tmp_path / "state", config)
+    keys = stack.outputs["key"]
+
+    tap.reset()
+    assert set(stack.preview().ops().values()) == {"same"}
+    assert set(stack.up().ops().values()) == {"same"}
+    assert tap.count() == 0
+    assert stack.outputs["key"] == keys
+    assert {s.op for s in stack.refresh().steps} == {"same"}
+    assert tap.count(writes=True) == 0
+    assert api.team_info(team["team_id"])["team_info"]["metadata"] == {"dept": "physics"}  # not marked
+    for user in users:
+        assert api.user_info(user["user_id"])["user_info"]["metadata"] == {"pulumi_create": "done"}
+        assert api.key_info(hashlib.sha256(keys[user["user_id"]].encode()).hexdigest())["info"]["metadata"] == {
+            "cohort": "2026"}
+    stack.destroy()
 
 
 def test_state_bytes_per_auto_key_user(tmp_path, litellm, tap, unique, cleanup):

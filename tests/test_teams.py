@@ -20,6 +20,9 @@ from providers.client import LiteLLMClient, LiteLLMError
 from support.passthrough import PassThrough
 from support.proxy_state import destroy_or_delete, key_alive, team_exists, user_exists
 
+# The owner mark of what the stack creates (providers/owner.py; the harness runs litellm-access/test).
+MARK = {"pulumi_managed_by": "litellm-access/test"}
+
 
 def team_spec(team_id: str, **overrides: Any) -> dict[str, Any]:
     """One entry of `litellm:teams`: every input set."""
@@ -98,9 +101,9 @@ def test_up_creates_teams_memberships_and_team_keys_as_declared_and_a_noop_makes
     assert {k: row[k] for k in ("team_alias", "models", "max_budget", "budget_duration", "tpm_limit", "rpm_limit",
                                 "metadata")} == {
         "team_alias": f"{unique}red alias", "models": ["fake-mock", "fake-gpt-4o"], "max_budget": 50.0,
-        "budget_duration": "30d", "tpm_limit": 5000, "rpm_limit": 60, "metadata": {"cost_center": "42"}}
+        "budget_duration": "30d", "tpm_limit": 5000, "rpm_limit": 60, "metadata": {"cost_center": "42", **MARK}}
     blue_row = team_row(api, blue["team_id"])
-    assert (blue_row["models"], blue_row["max_budget"], blue_row["metadata"]) == ([], None, {})
+    assert (blue_row["models"], blue_row["max_budget"], blue_row["metadata"]) == ([], None, MARK)
     assert members(api, red["team_id"]) == {alice["user_id"]: "user", bob["user_id"]: "user"}
     assert members(api, blue["team_id"]) == {alice["user_id"]: "user"}
     key = api.key_info(stack.resource("Key", alice["user_id"]).id)["info"]
@@ -168,7 +171,7 @@ def test_refresh_finds_drift_on_every_team_field_and_gone_objects_and_up_restore
     assert {k: row[k] for k in ("team_alias", "models", "max_budget", "budget_duration", "tpm_limit", "rpm_limit",
                                 "metadata")} == {
         "team_alias": f"{unique}red alias", "models": ["fake-mock", "fake-gpt-4o"], "max_budget": 50.0,
-        "budget_duration": "30d", "tpm_limit": 5000, "rpm_limit": 60, "metadata": {"cost_center": "42"}}
+        "budget_duration": "30d", "tpm_limit": 5000, "rpm_limit": 60, "metadata": {"cost_center": "42", **MARK}}
     assert members(api, red["team_id"]) == {alice["user_id"]: "user"}
 
     # The team deleted outside Pulumi (LiteLLM deletes its key with it): all gone at refresh, back after up.
@@ -347,7 +350,8 @@ def test_a_team_left_pending_by_a_create_that_lost_its_answer_is_taken_over_by_t
     stack = stacks([red], [])
     assert stack.up().ops()[f"Team/{red['team_id']}"] == "create"
     row = team_row(api, red["team_id"])
-    assert (row["metadata"], row["team_alias"], row["max_budget"]) == ({"cost_center": "42"}, f"{unique}red alias", 50.0)
+    assert (row["metadata"], row["team_alias"], row["max_budget"]) == ({"cost_center": "42", **MARK}, f"{unique}red alias",
+                                                                       50.0)
 
 
 def test_a_membership_with_a_budget_of_its_own_needs_adopt_existing_and_a_bare_one_is_carried_on_with(

@@ -47,10 +47,11 @@ and lists what still differs. In short:
   after every step that changes it, secrets as (base64) ciphertext.
 
 - Aliases: a resource new under its URN takes the state entry of its first alias found there (renamed, not
-  re-created); a URN registered twice fails the run.
+  re-created); a child inherits its parent's aliases (its name's prefix that is the parent's name replaced by
+  the alias's); a URN registered twice fails the run.
 
 Not reproduced: the CLI and its output; custom timeouts, step retries, cancellation by signal; explicit
-provider resources, parents' aliases inherited by children, aliases to other stacks, protect, ignoreChanges, replaceOnChanges, retainOnDelete, `Resource.get`,
+provider resources, aliases to other stacks, protect, ignoreChanges, replaceOnChanges, retainOnDelete, `Resource.get`,
 transforms, hooks; policy packs; `up --refresh`; real encryption of secrets; the engine's legacy input diff
 for DIFF_UNKNOWN (these providers always answer Diff).
 """
@@ -486,6 +487,7 @@ class _Update:
         self.new: dict[str, Resource] = {}  # what this run registered
         self.recreate: dict[str, list[str]] = {}  # deleted as dependents of a delete-before-replace: keys
         self.aliased: dict[str, str] = {}  # an old URN taken through an alias -> the URN that took it
+        self.alias_lists: dict[str, list[str]] = {}  # every alias of each URN registered, inherited ones included
         self.failures: list[str] = []
         self.slots = threading.BoundedSemaphore(stack.parallel)
         self.lock = stack._lock
@@ -582,6 +584,8 @@ class _Update:
         """A resource new under its URN takes the state entry of the first alias found there (the engine's
         alias lookup in step_generator.go): it is that resource renamed, never deleted as undeclared. An
         entry can be taken once; a second resource with the same alias fails, as in the engine."""
+        reg.aliases = reg.aliases + [a for a in self.inherited(reg) if a not in reg.aliases]
+        self.alias_lists[reg.urn] = reg.aliases
         if reg.urn in self.old:
             return
         for alias in reg.aliases:
@@ -591,6 +595,19 @@ class _Update:
                 self.aliased[alias] = reg.urn
                 self.old[reg.urn] = dataclasses.replace(self.old.pop(alias), urn=reg.urn)
                 return
+
+    def inherited(self, reg: Registration) -> list[str]:
+        """The aliases a child inherits from its parent's (step_generator.go inheritedChildAlias): under
+        each alias of the parent, the child's name with the parent's name as its prefix replaced by the
+        alias's name."""
+        parent_name = reg.parent.rsplit("::", 1)[-1]
+        found = []
+        for alias in self.alias_lists.get(reg.parent, []):
+            alias_name = alias.rsplit("::", 1)[-1]
+            name = alias_name + reg.name[len(parent_name):] if reg.name.startswith(parent_name) else reg.name
+            qualified = alias.split("::")[2]
+            found.append(f"urn:pulumi:{self.stack.name}::{self.stack.project}::{qualified}${reg.type}::{name}")
+        return found
 
     def register_outputs(self, urn: str, outputs: Props) -> None:
         with self.lock:
