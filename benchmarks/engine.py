@@ -6,7 +6,8 @@ EPPN users read from a CSV roster, on a file backend on local disk, against a re
 Per size: up from empty, no-op preview, no-op up, refresh, one user changed (up), destroy. For each step:
 wall time, proxy calls (a counting pass-through in front of the proxy), and the peak memory (VmHWM) of the
 program (the Python process the language host starts) and of the dynamic-provider plugin. After the up:
-state bytes per user (`pulumi stack export`). `--skip-checkpoints` also runs the up with
+state bytes per user (`pulumi stack export`, and the state file) and where they go, by resource type and
+field (`--state-only`: just that). `--skip-checkpoints` also runs the up with
 PULUMI_SKIP_CHECKPOINTS=true. Figures are printed, never asserted.
 """
 
@@ -31,6 +32,7 @@ for entry in (str(ROOT), str(ROOT / "tests")):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
+from benchmarks import state_size  # noqa: E402
 from benchmarks.run import Proxy, log, machine  # noqa: E402
 from support.passthrough import PassThrough  # noqa: E402
 from support.project_copy import PROGRAM  # noqa: E402
@@ -99,9 +101,18 @@ class Stack:
         (base / "state").mkdir()
         self.env = {**os.environ, **env, "PATH": f"{CLI.parent}{os.pathsep}{os.environ['PATH']}",
                     "PULUMI_BACKEND_URL": f"file://{base / 'state'}", "PULUMI_CONFIG_PASSPHRASE": "bench",
-                    "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_HOME": str(base / "home"),
-                    "LITELLM_URL": url, "LITELLM_MASTER_KEY": token}
+                    "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_HOME": str(base / "home")}
+        for name in ("LITELLM_URL", "LITELLM_MASTER_KEY"):  # the stack's config gives them, as users do
+            self.env.pop(name, None)
+        self.url, self.token = url, token
         self.pulumi("stack", "init")
+
+    def set_credentials(self) -> None:
+        """litellm:url, and litellm:token as a secret (`config set --secret`, as the README says): the
+        provider config saved with the state then holds the token once, not every resource."""
+        self.pulumi("config", "set", "litellm:url", self.url)
+        subprocess.run([str(CLI), "config", "set", "--secret", "--stack", self.name, "litellm:token"],
+                       input=self.token, cwd=self.dir, env=self.env, text=True, check=True, capture_output=True)
 
     def write_roster(self, users: list[dict[str, Any]], max_deletions: int) -> None:
         with open(self.dir / "users.csv", "w", newline="") as out:
@@ -112,6 +123,7 @@ class Stack:
             "config:\n  litellm:users_file: users.csv\n"
             "  litellm:user_defaults:\n    user_role: internal_user_viewer\n    models: [fake-mock]\n"
             f"  litellm:max_deletions: {max_deletions}\n")
+        self.set_credentials()
 
     def pulumi(self, *args: str, env: Optional[dict[str, str]] = None) -> tuple[subprocess.CompletedProcess[str], dict[str, float], float]:
         started = time.monotonic()
@@ -154,8 +166,7 @@ def lifecycle(proxy: Proxy, n: int, skip_checkpoints: bool) -> dict[str, Any]:
         env = {"PULUMI_SKIP_CHECKPOINTS": "true"} if skip_checkpoints else None
         rows = [measure(stack, tap, "up from empty" + (" (skip checkpoints)" if env else ""),
                         "up", "--yes", "--skip-preview", env=env)]
-        exported, _, _ = stack.pulumi("stack", "export")
-        state_bytes = len(exported.stdout.encode())
+        state = state_figures(stack, n)
         rows.append(measure(stack, tap, "no-op preview", "preview", "--expect-no-changes"))
         rows.append(measure(stack, tap, "no-op up", "up", "--yes", "--skip-preview", "--expect-no-changes"))
         rows.append(measure(stack, tap, "refresh", "refresh", "--yes", "--skip-preview"))
@@ -163,13 +174,39 @@ def lifecycle(proxy: Proxy, n: int, skip_checkpoints: bool) -> dict[str, Any]:
         stack.write_roster(users, max_deletions=n)
         rows.append(measure(stack, tap, "one user changed", "up", "--yes", "--skip-preview"))
         rows.append(measure(stack, tap, "destroy", "destroy", "--yes", "--skip-preview"))
-    return {"users": n, "state_bytes": state_bytes, "state_bytes_per_user": round(state_bytes / n), "steps": rows}
+    return {"users": n, **state, "steps": rows}
+
+
+def state_figures(stack: Stack, n: int) -> dict[str, Any]:
+    """State size after an up: the export's bytes (the CLI's indented JSON) and the state file's (as the
+    file backend writes it), per user, and where the export's bytes go (benchmarks/state_size.py)."""
+    exported, _, _ = stack.pulumi("stack", "export")
+    export_bytes = len(exported.stdout.encode())
+    file_bytes = sum(p.stat().st_size for p in (stack.dir.parent / "state").rglob(f"{stack.name}.json"))
+    breakdown = state_size.per_user(json.loads(exported.stdout), n, top=15)
+    log(f"state: export {round(export_bytes / n)} B/user, file {round(file_bytes / n)} B/user\n"
+        + state_size.render(breakdown))
+    return {"state_bytes": export_bytes, "state_bytes_per_user": round(export_bytes / n),
+            "state_file_bytes_per_user": round(file_bytes / n), "state_breakdown": breakdown}
+
+
+def state_only(proxy: Proxy, n: int) -> dict[str, Any]:
+    """Only the state's size: up, export, destroy."""
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+        stack = Stack(Path(tmp), proxy.url, proxy.token, {})
+        stack.write_roster(eppn_users(f"s{uuid.uuid4().hex[:6]}-", n), max_deletions=n)
+        stack.pulumi("up", "--yes", "--skip-preview")
+        try:
+            return {"users": n, **state_figures(stack, n)}
+        finally:
+            stack.pulumi("destroy", "--yes", "--skip-preview")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,2000")
     parser.add_argument("--skip-checkpoints", action="store_true")
+    parser.add_argument("--state-only", action="store_true", help="only up, state size, destroy")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if not CLI.exists():
@@ -181,6 +218,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                                "litellm proxy": proxy.version(), "sizes": []}
     try:
         for n in (int(s) for s in args.sizes.split(",")):
+            if args.state_only:
+                results["sizes"].append(state_only(proxy, n))
+                continue
             results["sizes"].append(lifecycle(proxy, n, skip_checkpoints=False))
             if args.skip_checkpoints:
                 results["sizes"].append({**lifecycle(proxy, n, skip_checkpoints=True), "skip_checkpoints": True})
