@@ -13,6 +13,7 @@ import pulumi
 
 from providers import Key, KeyArgs, TeamMember, TeamMemberArgs, User, UserArgs
 from providers import fields as f
+from providers import payload
 from providers.key import KEY_FIELDS, KeyProvider
 from providers.team_member import TeamMemberProvider
 from providers.user import UserProvider
@@ -301,11 +302,13 @@ class UserWithKey(pulumi.ComponentResource):
             # LiteLLM moves a key into a team (/key/update) only when its user is a member: memberships first.
             pulumi.ResourceOptions(parent=self, depends_on=self.memberships),
         )
-        self.user_response = pulumi.Output.secret(self.user.user_response)
+        # A resource keeps an answer as what its read (`*_data`) lacks (providers/payload.beside): whole here.
+        self.user_response = pulumi.Output.secret(_combine(payload.rebuilt, self.user.user_response, self.user.user_data))
         self.user_data = self.user.user_data
         self.key = pulumi.Output.secret(self.key_resource.key)
         self.key_data = self.key_resource.key_data
-        self.key_response = pulumi.Output.secret(self.key_resource.key_response)
+        self.key_response = pulumi.Output.secret(
+            _combine(payload.rebuilt, self.key_resource.key_response, self.key_resource.key_data))
         # The five outputs are this component's attributes; the state stores each once, on the resource that
         # produced it (and in the stack's exports). Registering them again here would store them twice more.
         self.register_outputs({})

@@ -44,6 +44,8 @@ class LiteLLMProvider(ResourceProvider):
     FIELDS: ClassVar[tuple[fields.Field, ...]]
     TRIMMED: ClassVar[tuple[str, ...]] = ()  # outputs that are API answers, stored trimmed (providers/payload)
     DROPPED: ClassVar[tuple[str, ...]] = ()  # inputs the outputs need not repeat (see `saved`)
+    # An answer stored beside the read of the same object, as what the read lacks (providers/payload.beside).
+    BESIDE: ClassVar[dict[str, str]] = {}
     serialize_as_secret_always = False  # the pickled provider holds no secret
 
     def __repr__(self) -> str:
@@ -105,7 +107,14 @@ class LiteLLMProvider(ResourceProvider):
 
     @classmethod
     def stored(cls, outputs: dict[str, Any]) -> dict[str, Any]:
-        return saved(outputs, cls.TRIMMED, cls.DROPPED)
+        return saved(outputs, cls.TRIMMED, cls.DROPPED, cls.BESIDE)
+
+    @classmethod
+    def whole(cls, olds: Mapping[str, Any]) -> dict[str, Any]:
+        """Outputs from the state with each answer kept `beside` a read whole again against the read it was
+        kept beside, so a new read (refresh, update) does not change the answer's values."""
+        return {**olds, **{name: payload.rebuilt(olds.get(name), olds.get(data)) for name, data in cls.BESIDE.items()
+                           if name in olds or data in olds}}
 
     @classmethod
     def field(cls, name: str) -> fields.Field:
@@ -157,14 +166,19 @@ def configured_token() -> str | None:
     return _stack_config.get("token")
 
 
-def saved(outputs: dict[str, Any], trimmed: Iterable[str] = (), dropped: Iterable[str] = ()) -> dict[str, Any]:
+def saved(outputs: dict[str, Any], trimmed: Iterable[str] = (), dropped: Iterable[str] = (),
+          beside: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Outputs as the state keeps them: the answers in `trimmed` cut to their kept fields (providers/payload),
-    the outputs in `dropped` left out, and the admin token left out when it is the one the plugin was
-    configured with (refresh and destroy get it from the provider config saved at the last `up`)."""
+    an answer named in `beside` cut to what the read it names lacks, the outputs in `dropped` left out, and
+    the admin token left out when it is the one the plugin was configured with (refresh and destroy get it
+    from the provider config saved at the last `up`)."""
     out = {name: value for name, value in outputs.items() if name not in dropped}
     for name in trimmed:
         if name in out:
             out[name] = payload.trim(out[name])
+    for name, data in (beside or {}).items():
+        if name in out:
+            out[name] = payload.beside(out[name], out.get(data))
     token = out.get("token")
     if token is not None and fields.unwrap_secret(token) == configured_token():
         del out["token"]

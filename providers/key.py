@@ -64,6 +64,7 @@ SECRET_OUTPUTS = ["token", "existing_key", "key", "key_response"]
 class KeyProvider(LiteLLMProvider):
     FIELDS = KEY_FIELDS
     TRIMMED = ("key_response", "key_data")
+    BESIDE = {"key_response": "key_data"}  # the component gives key_response whole (payload.rebuilt)
     # existing_key is a creation-time input (the raw key, which `key` holds); never diffed, sent or read.
     DROPPED = ("existing_key",)
 
@@ -150,7 +151,7 @@ class KeyProvider(LiteLLMProvider):
         if (key_data.get("info") or {}).get("status") == "deleted":  # the proxy's archive: it knew the key
             return ReadResult("", {})
         info = key_data.get("info") or {}
-        return ReadResult(id_, self.stored({**props, **f.live_values(KEY_FIELDS, info), "key_data": key_data}))
+        return ReadResult(id_, self.stored({**self.whole(props), **f.live_values(KEY_FIELDS, info), "key_data": key_data}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         names = f.changed(KEY_FIELDS, olds, news)
@@ -162,7 +163,7 @@ class KeyProvider(LiteLLMProvider):
             new_url = moved(olds, news)
             if new_url and _is_gone(client_for(news), id_):
                 raise not_at(f"key {id_[:12]}... (alias {olds.get('key_alias')!r})", new_url, olds)
-            return UpdateResult(_outputs(news, raw, olds.get("key_response"), olds.get("key_data"), retired))
+            return UpdateResult(_outputs(news, raw, self.whole(olds).get("key_response"), olds.get("key_data"), retired))
         client = client_for(news)
         try:
             response = blocking.around(_switch(client, id_, retired), blocked,
