@@ -84,7 +84,7 @@ class KeyProvider(LiteLLMProvider):
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> ChangeSet:
         """The inputs' diff, plus a replacement when the key is due (`rotate_after`) or expired (`expires`),
         decided from the outputs in state with no call."""
-        names = f.changed(KEY_FIELDS, with_token(olds), news)
+        names = f.changed(KEY_FIELDS, with_token(olds), with_token(news))
         due = rotation.due(olds, news)
         replaces = [fl.name for fl in KEY_FIELDS if fl.replaces and fl.name in names] + due
         result = self.change_set(names + [n for n in due if n not in names], replaces, olds)
@@ -151,7 +151,7 @@ class KeyProvider(LiteLLMProvider):
         if (key_data.get("info") or {}).get("status") == "deleted":  # the proxy's archive: it knew the key
             return ReadResult("", {})
         info = key_data.get("info") or {}
-        return ReadResult(id_, self.stored({**self.whole(props), **f.live_values(KEY_FIELDS, info), "key_data": key_data}))
+        return ReadResult(id_, self.stored({**props, **f.live_values(KEY_FIELDS, info), "key_data": key_data}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         names = f.changed(KEY_FIELDS, olds, news)

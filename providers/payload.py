@@ -57,7 +57,8 @@ def beside(answer: Any, data: Any) -> Any:
 
 def rebuilt(rest: Any, data: Any) -> Any:
     """The answer `beside` kept, whole again: the read's row under the fields the answer held otherwise.
-    A provider that stores a new read keeps the answer's values (LiteLLMProvider.whole)."""
+    An update keeps the answer's values (LiteLLMProvider.whole); after a refresh, the fields the answer had
+    the same as the read show what the refresh read."""
     if rest is not None and not isinstance(rest, dict):
         return rest
     if not rest and not isinstance(data, dict):

@@ -83,7 +83,7 @@ class UserProvider(LiteLLMProvider):
         except NotFound:
             return missing(f"user {id_!r}", props, client)
         live = f.live_values(USER_FIELDS, user_data.get("user_info") or {})
-        return ReadResult(id_, self.stored({**self.whole(props), **live, "user_data": user_data}))
+        return ReadResult(id_, self.stored({**props, **live, "user_data": user_data}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         names = f.changed(USER_FIELDS, olds, news)
