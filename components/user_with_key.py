@@ -213,6 +213,15 @@ def _auto_key(user_response: Any) -> Optional[str]:
     return key or None
 
 
+def _existing_key(declared: Any, auto: pulumi.Output[bool], user_response: pulumi.Output[Any]) -> Any:
+    """The key /user/new minted, for the Key to adopt. None outright when auto_create_key is plainly off: an
+    input made from the User's outputs is recorded with the User's URN (propertyDependencies) in the
+    state of every Key, and is unknown at preview while the User changes."""
+    if declared is False:
+        return None
+    return _combine(lambda on, resp: _auto_key(resp) if on else None, auto, user_response)
+
+
 class UserWithKey(pulumi.ComponentResource):
     """A LiteLLM user and its virtual key, managed for their whole life.
 
@@ -281,7 +290,7 @@ class UserWithKey(pulumi.ComponentResource):
                 user_id=self.user.user_id,
                 key_alias=key_alias,
                 # auto_create_key: /user/new minted the key; the Key adopts it instead of generating one.
-                existing_key=_combine(lambda on, resp: _auto_key(resp) if on else None, auto, self.user.user_response),
+                existing_key=_existing_key(args.auto_create_key, auto, self.user.user_response),
                 models=args.models,
                 max_budget=args.max_budget,
                 budget_duration=args.budget_duration,

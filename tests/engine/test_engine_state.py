@@ -35,6 +35,8 @@ def test_each_raw_key_once_among_the_resources_and_the_token_only_in_the_provide
         assert sum(occurrences(r, raw) for r in ours) == 1, user["user_id"]
         key = next(r for r in ours if r["type"].endswith(":Key") and r["inputs"]["user_id"] == user["user_id"])
         assert occurrences(key["outputs"]["key"], raw) == 1
+        # No key to take over from /user/new: existing_key is not an input made from the User's outputs.
+        assert "existing_key" not in key["inputs"] and "existing_key" not in key["propertyDependencies"]
         # And once among the stack's exports: the `key` map (a generated key is not in user_response).
         stack = next(r for r in plain if r["type"] == "pulumi:pulumi:Stack")
         assert {name: occurrences(value, raw) for name, value in stack["outputs"].items()} == {
