@@ -2,12 +2,14 @@
 EPPN users read from a CSV roster, on a file backend on local disk, against a real LiteLLM proxy.
 
     .venv/bin/python -m benchmarks.engine [--sizes 100,1000,2000] [--checkpoints on|off|both]
-                                          [--fast-output-wait] [--lac] [--preview-only] [--json FILE]
+                                          [--fast-output-wait] [--lac] [--preview-only] [--state-only]
+                                          [--json FILE]
 
 Per size: up from empty, no-op preview, no-op up, refresh, one user changed (up), destroy. For each step:
 wall time, proxy calls (a counting pass-through in front of the proxy), and the peak memory (VmHWM) of the
 program (the Python process the language host starts) and of the dynamic-provider plugin. After the up:
-state bytes per user (`pulumi stack export`). `--checkpoints off` runs every step with
+state bytes per user (`pulumi stack export`, and the state file) and where they go, by resource type and
+field (`--state-only`: just that). `--checkpoints off` runs every step with
 PULUMI_SKIP_CHECKPOINTS=true (`both`: once each way); `--fast-output-wait` sets litellm:fast_output_wait. `--preview-only`: only a preview of a new stack of N users
 (0 proxy calls: the size a roster can reach without touching the proxy). `--lac` also runs litellm-as-code (benchmarks/requirements.txt) on the same
 users: create, no-op plan, no-op re-apply, one user changed; its plan line says whether it did the work
@@ -36,7 +38,7 @@ for entry in (str(ROOT), str(ROOT / "tests")):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-from benchmarks import lac  # noqa: E402
+from benchmarks import lac, state_size  # noqa: E402
 from benchmarks.run import Proxy, log, machine  # noqa: E402
 from providers.client import ClientSettings, LiteLLMClient  # noqa: E402
 from support.passthrough import PassThrough  # noqa: E402
@@ -106,9 +108,18 @@ class Stack:
         (base / "state").mkdir()
         self.env = {**os.environ, **env, "PATH": f"{CLI.parent}{os.pathsep}{os.environ['PATH']}",
                     "PULUMI_BACKEND_URL": f"file://{base / 'state'}", "PULUMI_CONFIG_PASSPHRASE": "bench",
-                    "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_HOME": str(base / "home"),
-                    "LITELLM_URL": url, "LITELLM_MASTER_KEY": token}
+                    "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_HOME": str(base / "home")}
+        for name in ("LITELLM_URL", "LITELLM_MASTER_KEY"):  # the stack's config gives them, as users do
+            self.env.pop(name, None)
+        self.url, self.token = url, token
         self.pulumi("stack", "init")
+
+    def set_credentials(self) -> None:
+        """litellm:url, and litellm:token as a secret (`config set --secret`, as the README says): the
+        provider config saved with the state then holds the token once, not every resource."""
+        self.pulumi("config", "set", "litellm:url", self.url)
+        subprocess.run([str(CLI), "config", "set", "--secret", "--stack", self.name, "litellm:token"],
+                       input=self.token, cwd=self.dir, env=self.env, text=True, check=True, capture_output=True)
 
     def write_roster(self, users: list[dict[str, Any]], max_deletions: int, fast_output_wait: bool = False) -> None:
         with open(self.dir / "users.csv", "w", newline="") as out:
@@ -120,6 +131,7 @@ class Stack:
             "  litellm:user_defaults:\n    user_role: internal_user_viewer\n    models: [fake-mock]\n"
             f"  litellm:max_deletions: {max_deletions}\n"
             f"  litellm:fast_output_wait: {'true' if fast_output_wait else 'false'}\n")
+        self.set_credentials()
 
     def pulumi(self, *args: str, env: Optional[dict[str, str]] = None) -> tuple[subprocess.CompletedProcess[str], dict[str, float], float]:
         started = time.monotonic()
@@ -161,8 +173,7 @@ def lifecycle(proxy: Proxy, n: int, skip_checkpoints: bool, fast_output_wait: bo
         stack = Stack(Path(tmp), tap.url, proxy.token, env or {})
         stack.write_roster(users, max_deletions=n, fast_output_wait=fast_output_wait)
         rows = [measure(stack, tap, "up from empty", "up", "--yes", "--skip-preview")]
-        exported, _, _ = stack.pulumi("stack", "export")
-        state_bytes = len(exported.stdout.encode())
+        state = state_figures(stack, n)
         rows.append(measure(stack, tap, "no-op preview", "preview", "--expect-no-changes"))
         rows.append(measure(stack, tap, "no-op up", "up", "--yes", "--skip-preview", "--expect-no-changes"))
         rows.append(measure(stack, tap, "refresh", "refresh", "--yes", "--skip-preview"))
@@ -170,8 +181,35 @@ def lifecycle(proxy: Proxy, n: int, skip_checkpoints: bool, fast_output_wait: bo
         stack.write_roster(users, max_deletions=n, fast_output_wait=fast_output_wait)
         rows.append(measure(stack, tap, "one user changed", "up", "--yes", "--skip-preview"))
         rows.append(measure(stack, tap, "destroy", "destroy", "--yes", "--skip-preview"))
-    return {"users": n, "skip_checkpoints": skip_checkpoints, "fast_output_wait": fast_output_wait,
-            "state_bytes": state_bytes, "state_bytes_per_user": round(state_bytes / n), "steps": rows}
+    return {"users": n, "skip_checkpoints": skip_checkpoints, "fast_output_wait": fast_output_wait, **state,
+            "steps": rows}
+
+
+def state_figures(stack: Stack, n: int) -> dict[str, Any]:
+    """State size after an up: the export's bytes (the CLI's indented JSON) and the state file's (as the
+    file backend writes it), per user, and where the export's bytes go (benchmarks/state_size.py)."""
+    exported, _, _ = stack.pulumi("stack", "export")
+    export_bytes = len(exported.stdout.encode())
+    file_bytes = sum(p.stat().st_size for p in (stack.dir.parent / "state").rglob(f"{stack.name}.json"))
+    breakdown = state_size.per_user(json.loads(exported.stdout), n, top=15)
+    log(f"state: export {round(export_bytes / n)} B/user, file {round(file_bytes / n)} B/user\n"
+        + state_size.render(breakdown))
+    return {"state_bytes": export_bytes, "state_bytes_per_user": round(export_bytes / n),
+            "state_file_bytes_per_user": round(file_bytes / n), "state_breakdown": breakdown}
+
+
+def state_only(proxy: Proxy, n: int, skip_checkpoints: bool, fast_output_wait: bool) -> dict[str, Any]:
+    """Only the state's size: up, export, destroy."""
+    env = {"PULUMI_SKIP_CHECKPOINTS": "true"} if skip_checkpoints else {}
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+        stack = Stack(Path(tmp), proxy.url, proxy.token, env)
+        stack.write_roster(eppn_users(f"s{uuid.uuid4().hex[:6]}-", n), max_deletions=n,
+                           fast_output_wait=fast_output_wait)
+        stack.pulumi("up", "--yes", "--skip-preview")
+        try:
+            return {"users": n, **state_figures(stack, n)}
+        finally:
+            stack.pulumi("destroy", "--yes", "--skip-preview")
 
 
 def new_stack_preview(proxy: Proxy, n: int, skip_checkpoints: bool, fast_output_wait: bool) -> dict[str, Any]:
@@ -224,6 +262,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--fast-output-wait", action="store_true", help="litellm:fast_output_wait: true")
     parser.add_argument("--lac", action="store_true", help="also run litellm-as-code on the same users")
     parser.add_argument("--preview-only", action="store_true", help="only preview a new stack of N users")
+    parser.add_argument("--state-only", action="store_true", help="only up, state size, destroy")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if not CLI.exists():
@@ -237,7 +276,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for n in (int(s) for s in args.sizes.split(",")):
             for skip in {"on": [False], "off": [True], "both": [False, True]}[args.checkpoints]:
                 log(f"{n} users, checkpoints {'off' if skip else 'on'}")
-                run = new_stack_preview if args.preview_only else lifecycle
+                run = new_stack_preview if args.preview_only else state_only if args.state_only else lifecycle
                 results["sizes"].append(run(proxy, n, skip, args.fast_output_wait))
             if args.lac:
                 results["sizes"].append(lac_lifecycle(proxy, n))

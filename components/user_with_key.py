@@ -14,6 +14,7 @@ import pulumi
 
 from providers import Key, KeyArgs, TeamMember, TeamMemberArgs, User, UserArgs
 from providers import fields as f
+from providers import payload
 from providers.key import KEY_FIELDS, KeyProvider
 from providers.team_member import TeamMemberProvider
 from providers.user import UserProvider
@@ -213,7 +214,9 @@ def _role(role: pulumi.Input[str], name: str) -> pulumi.Input[str]:
 
 
 def _existing_key(auto: pulumi.Input[bool], user_response: pulumi.Output[Any]) -> pulumi.Input[Optional[str]]:
-    """The key /user/new minted when auto_create_key is on; nothing to wait for when it is plainly off."""
+    """The key /user/new minted when auto_create_key is on, for the Key to adopt. None outright when it is
+    plainly off: an input made from the User's outputs is recorded with the User's URN (propertyDependencies)
+    in the state of every Key, and is unknown at preview while the User changes."""
     if _plain(auto):
         return user_response.apply(_auto_key) if auto else None
     return _combine(lambda on, resp: _auto_key(resp) if on else None, auto, user_response)
@@ -327,11 +330,13 @@ class UserWithKey(pulumi.ComponentResource):
             # LiteLLM moves a key into a team (/key/update) only when its user is a member: memberships first.
             pulumi.ResourceOptions(parent=self, depends_on=self.memberships),
         )
-        self.user_response = pulumi.Output.secret(self.user.user_response)
+        # A resource keeps an answer as what its read (`*_data`) lacks (providers/payload.beside): whole here.
+        self.user_response = pulumi.Output.secret(_combine(payload.rebuilt, self.user.user_response, self.user.user_data))
         self.user_data = self.user.user_data
         self.key = pulumi.Output.secret(self.key_resource.key)
         self.key_data = self.key_resource.key_data
-        self.key_response = pulumi.Output.secret(self.key_resource.key_response)
+        self.key_response = pulumi.Output.secret(
+            _combine(payload.rebuilt, self.key_resource.key_response, self.key_resource.key_data))
         # The five outputs are this component's attributes; the state stores each once, on the resource that
         # produced it (and in the stack's exports). Registering them again here would store them twice more.
         self.register_outputs({})

@@ -6,8 +6,8 @@ no state: no session, no token. Credentials come from the resource's own propert
 delete prefer the `litellm:url`/`litellm:token` the engine configured the plugin with (Configure): the
 current config for up and preview, the config of the last up for refresh and destroy (which run no program).
 So after a rotation applied by an `up`, refresh and destroy never need the token saved in older state, and
-a resource's outputs keep the token only when it is not the configured one (`saved`): the state holds the
-admin token once, in the provider config, instead of once per resource.
+a resource's inputs and outputs keep the token only when it is not the configured one (`unconfigured`,
+`saved`): the state holds the admin token once, in the provider config, instead of twice per resource.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ class LiteLLMProvider(ResourceProvider):
     # Outputs left out when empty (False, []): what no Diff compares, so one stored by an older version is
     # no reshape. adopt_existing matters only at creation, and its `false` in every resource adds up.
     SPARSE: ClassVar[tuple[str, ...]] = ("adopt_existing",)
+    # An answer stored beside the read of the same object, as what the read lacks (providers/payload.beside).
+    BESIDE: ClassVar[dict[str, str]] = {}
     serialize_as_secret_always = False  # the pickled provider holds no secret
 
     def __repr__(self) -> str:
@@ -62,10 +64,10 @@ class LiteLLMProvider(ResourceProvider):
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs, failures = fields.check(self.FIELDS, news)
-        return CheckResult(inputs, failures)
+        return CheckResult(unconfigured(inputs), failures)
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> ChangeSet:
-        names = fields.changed(self.FIELDS, with_token(olds), news)
+        names = fields.changed(self.FIELDS, with_token(olds), with_token(news))
         replaces = [f.name for f in self.FIELDS if f.replaces and f.name in names]
         return self.held(id_, olds, self.change_set(names, replaces, olds))
 
@@ -110,8 +112,17 @@ class LiteLLMProvider(ResourceProvider):
 
     @classmethod
     def stored(cls, outputs: dict[str, Any]) -> dict[str, Any]:
-        return {name: value for name, value in saved(outputs, cls.TRIMMED, cls.DROPPED).items()
+        return {name: value for name, value in saved(outputs, cls.TRIMMED, cls.DROPPED, cls.BESIDE).items()
                 if name not in cls.SPARSE or value}
+
+    @classmethod
+    def whole(cls, olds: Mapping[str, Any]) -> dict[str, Any]:
+        """Outputs from the state with each answer kept `beside` a read whole again against the read it was
+        kept beside, so the new read of an update does not change the answer's values. (A refresh stores the
+        answer as it is: the fields it shared with the read then follow the read, and a refresh reports the
+        answer changed only when the answer itself is.)"""
+        return {**olds, **{name: payload.rebuilt(olds.get(name), olds.get(data)) for name, data in cls.BESIDE.items()
+                           if name in olds or data in olds}}
 
     @classmethod
     def field(cls, name: str) -> fields.Field:
@@ -163,23 +174,38 @@ def configured_token() -> str | None:
     return _stack_config.get("token")
 
 
-def saved(outputs: dict[str, Any], trimmed: Iterable[str] = (), dropped: Iterable[str] = ()) -> dict[str, Any]:
+def saved(outputs: dict[str, Any], trimmed: Iterable[str] = (), dropped: Iterable[str] = (),
+          beside: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Outputs as the state keeps them: the answers in `trimmed` cut to their kept fields (providers/payload),
-    the outputs in `dropped` left out, and the admin token left out when it is the one the plugin was
-    configured with (refresh and destroy get it from the provider config saved at the last `up`)."""
+    an answer named in `beside` cut to what the read it names lacks, the outputs in `dropped` left out, and
+    the admin token left out when it is the one the plugin was configured with (refresh and destroy get it
+    from the provider config saved at the last `up`)."""
     out = {name: value for name, value in outputs.items() if name not in dropped}
     for name in trimmed:
         if name in out:
             out[name] = payload.trim(out[name])
+    for name, data in (beside or {}).items():
+        if name in out:
+            out[name] = payload.beside(out[name], out.get(data))
     token = out.get("token")
     if token is not None and fields.unwrap_secret(token) == configured_token():
         del out["token"]
     return out
 
 
-def with_token(olds: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Old outputs with the token they were saved without (the configured one), for Diff."""
-    return olds if "token" in olds else {**olds, "token": configured_token()}
+def unconfigured(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Checked inputs as the state keeps them: without the admin token when it is the configured one. The
+    engine saves what Check returns as the resource's inputs, and passes it to Create and Update, which
+    take the configured token instead (`client_for`): the state holds it once, in the provider config."""
+    token = inputs.get("token")
+    if token is not None and not fields.is_unknown(token) and fields.unwrap_secret(token) == configured_token():
+        return {name: value for name, value in inputs.items() if name != "token"}
+    return inputs
+
+
+def with_token(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Outputs or checked inputs with the token they were saved without (the configured one), for Diff."""
+    return props if "token" in props else {**props, "token": configured_token()}
 
 
 def missing(what: str, props: Mapping[str, Any], client: LiteLLMClient) -> ReadResult:
@@ -206,7 +232,10 @@ def _moved_how(old: str, new: str) -> str:
 def client_for(props: Mapping[str, Any]) -> LiteLLMClient:
     """A client with the credentials the program declared (create, update)."""
     url = fields.unwrap_secret(props["url"])
-    return LiteLLMClient(url, fields.unwrap_secret(props["token"]), ClientSettings.from_env())
+    token = fields.unwrap_secret(props.get("token")) or configured_token()  # Check left out the configured one
+    if not token:
+        raise LiteLLMError("configure", "no admin token: set litellm:token (pulumi config set --secret litellm:token)")
+    return LiteLLMClient(url, token, ClientSettings.from_env())
 
 
 def current_client_for(props: Mapping[str, Any], follow_url: bool = False) -> LiteLLMClient:

@@ -65,6 +65,7 @@ SECRET_OUTPUTS = ["token", "existing_key", "key", "key_response"]
 class KeyProvider(LiteLLMProvider):
     FIELDS = KEY_FIELDS
     TRIMMED = ("key_response", "key_data")
+    BESIDE = {"key_response": "key_data"}  # the component gives key_response whole (payload.rebuilt)
     # existing_key is a creation-time input (the raw key, which `key` holds); never diffed, sent or read.
     DROPPED = ("existing_key", f.OWNER.name)  # managed_by: an input only create and update read
     SPARSE = ("adopt_existing", "retired_keys")  # no retired keys: read as [] (`olds.get(...) or []`)
@@ -85,7 +86,7 @@ class KeyProvider(LiteLLMProvider):
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> ChangeSet:
         """The inputs' diff, plus a replacement when the key is due (`rotate_after`) or expired (`expires`),
         decided from the outputs in state with no call."""
-        names = f.changed(KEY_FIELDS, with_token(olds), news)
+        names = f.changed(KEY_FIELDS, with_token(olds), with_token(news))
         due = rotation.due(olds, news)
         replaces = [fl.name for fl in KEY_FIELDS if fl.replaces and fl.name in names] + due
         result = self.change_set(names + [n for n in due if n not in names], replaces, olds)
@@ -164,7 +165,7 @@ class KeyProvider(LiteLLMProvider):
             new_url = moved(olds, news)
             if new_url and _is_gone(client_for(news), id_):
                 raise not_at(f"key {id_[:12]}... (alias {olds.get('key_alias')!r})", new_url, olds)
-            return UpdateResult(_outputs(news, raw, olds.get("key_response"), olds.get("key_data"), retired))
+            return UpdateResult(_outputs(news, raw, self.whole(olds).get("key_response"), olds.get("key_data"), retired))
         client = client_for(news)
         try:
             response = blocking.around(_switch(client, id_, retired), blocked,

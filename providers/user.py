@@ -49,6 +49,7 @@ class UserProvider(LiteLLMProvider):
     FIELDS = USER_FIELDS
     TRIMMED = ("user_response", "user_data")
     DROPPED = (f.OWNER.name,)  # an input only create and update read
+    BESIDE = {"user_response": "user_data"}  # the component gives user_response whole (payload.rebuilt)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         user_id = news.get("user_id")
@@ -93,13 +94,13 @@ class UserProvider(LiteLLMProvider):
             new_url = moved(olds, news)
             if new_url and not _exists(client_for(news), id_):
                 raise not_at(f"user {id_!r}", new_url, olds)
-            return UpdateResult(_outputs(news, olds.get("user_response"), olds.get("user_data")))
+            return UpdateResult(_outputs(news, self.whole(olds).get("user_response"), olds.get("user_data")))
         if "models" in sent and not news["models"]:  # check refuses it; a guard for a diff it never saw
             raise ValueError(EMPTIED_MODELS)
         client = client_for(news)
         _require_exists(client, id_)  # /user/update would silently create a missing user
         client.user_update({"user_id": id_, **f.body(USER_FIELDS, news, sent)})
-        return UpdateResult(_outputs(news, olds.get("user_response"), read_back(client.user_info, id_)))
+        return UpdateResult(_outputs(news, self.whole(olds).get("user_response"), read_back(client.user_info, id_)))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         if not self.released(id_, props):  # a user already gone is fine: deleting twice is safe

@@ -71,21 +71,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.config.get_terminal_writer().line(f"\nthe tests' LiteLLM proxy logs: {run_dir / 'logs'}")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "litellm" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.litellm)
-        if item.get_closest_marker("serial"):  # one worker runs them, one after another, on their quiet proxy
-            item.add_marker(pytest.mark.xdist_group("quiet-proxy"))
 
 
-def _start(run_dir: Path) -> Proxy:
+@pytest.fixture(scope="session")
+def litellm(pytestconfig: pytest.Config) -> Proxy:
+    url, key = os.environ.get("LITELLM_URL"), os.environ.get("LITELLM_MASTER_KEY")
+    if url and key:
+        return Proxy(url, key)
     up = SERVER_DIR / "up"
     if not up.exists():
         if os.environ.get("CI"):
             pytest.fail(HOW_TO)
         pytest.skip(HOW_TO)
+    run_dir = pytestconfig.stash[RUN_DIR]
     # Every worker runs `up` on the same run dir, one at a time: the first starts the proxy, the others get
     # the running one (two `up`s at the same moment on a new run dir can see it half made and refuse it).
     with open(run_dir.parent / f"{run_dir.name}.lock", "w") as lock:
@@ -98,40 +100,6 @@ def _start(run_dir: Path) -> Proxy:
 
 
 @pytest.fixture(scope="session")
-def shared_litellm(pytestconfig: pytest.Config) -> Proxy:
-    """The proxy every test shares (each with its own ids)."""
-    url, key = os.environ.get("LITELLM_URL"), os.environ.get("LITELLM_MASTER_KEY")
-    if url and key:
-        return Proxy(url, key)
-    return _start(pytestconfig.stash[RUN_DIR])
-
-
-@pytest.fixture(scope="session")
-def quiet_litellm(pytestconfig: pytest.Config, shared_litellm: Proxy) -> Iterator[Proxy]:
-    """A proxy of their own for the `serial` tests, which page or count over every row: LiteLLM pages by
-    offset, so rows other tests add or delete meanwhile would shift between pages. With litellm-server, one
-    more instance (the tests marked serial run on one worker: they share it); with only LITELLM_URL, the
-    shared proxy (then run them alone: `scripts/test -m serial -n 0`)."""
-    if not (SERVER_DIR / "up").exists():
-        yield shared_litellm
-        return
-    run_dir = pytestconfig.stash[RUN_DIR].with_name(f"{pytestconfig.stash[RUN_DIR].name}-quiet")
-    run_dir.mkdir(exist_ok=True)
-    proxy = _start(run_dir)
-    yield proxy
-    litellm_server.stop(run_dir, purge=True)
-    (run_dir.parent / f"{run_dir.name}.lock").unlink(missing_ok=True)
-
-
-@pytest.fixture
-def litellm(request: pytest.FixtureRequest) -> Proxy:
-    """The proxy a test talks to: the shared one, or for a test marked `serial` a quiet one."""
-    if request.node.get_closest_marker("serial"):
-        return request.getfixturevalue("quiet_litellm")
-    return request.getfixturevalue("shared_litellm")
-
-
-@pytest.fixture
 def proxy_log(litellm: Proxy) -> Optional[Path]:
     """The proxy's own log (its access log lines included): <run-dir>/logs/proxy.log of the proxy this
     fixture started, or LITELLM_PROXY_LOG for one given by LITELLM_URL; None when unknown."""
@@ -141,7 +109,7 @@ def proxy_log(litellm: Proxy) -> Optional[Path]:
     return Path(given) if given else None
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def api(litellm: Proxy) -> LiteLLMClient:
     """A direct client for asserting what is really on the proxy."""
     return LiteLLMClient(litellm.url, litellm.master_key, ClientSettings())

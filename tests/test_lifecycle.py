@@ -200,8 +200,9 @@ def test_up_from_empty_creates_users_and_keys_as_declared_with_the_five_outputs_
     assert all(raw not in state_text for raw in [litellm.master_key, *raw_keys])
     for s in (a, b):
         user, key = stack.resource("User", s["user_id"]), stack.resource("Key", s["user_id"])
-        # The admin token is in the inputs (secret), not again in the outputs: it is the configured one.
-        assert is_secret(user.inputs["token"]) and "token" not in user.outputs and "token" not in key.outputs
+        # The admin token is the configured one: the provider config saved with the state holds it, and
+        # neither the inputs nor the outputs of a resource.
+        assert all("token" not in props for props in (user.inputs, user.outputs, key.inputs, key.outputs))
         assert is_secret(user.outputs["user_response"]) and "existing_key" not in key.outputs
         assert all(is_secret(key.outputs[n]) for n in ("key", "key_response"))
         assert not is_secret(key.outputs["key_data"]) and not is_secret(user.outputs["user_data"])
@@ -279,24 +280,24 @@ def test_each_kind_of_change_previews_as_update_or_replace_then_up_applies_it(st
         preview = stack.preview()
         assert tap.count() == 0, kind
         assert preview.ops() == {"UserWithKey/svc0": "same", "User/svc0": user_op, "Key/svc0": key_op}, kind
-        # The names in each diff: what changed; for the Key, while its User is being updated, also
-        # existing_key, which depends on the User's outputs and so is unknown at preview (not a change:
-        # the Key's diff ignores it).
+        # The names in each diff: what changed; for the Key of an auto_create_key user, while its User is
+        # being updated, also existing_key, which depends on the User's outputs and so is unknown at
+        # preview (not a change: the Key's diff ignores it). Without auto_create_key it is plainly None.
         if user_op != "same":
             assert set(preview.step("User", "svc0").changed) == user_names, kind
         if key_op != "same":
-            unknown = {"existing_key"} if user_op == "update" else set()
+            unknown = {"existing_key"} if user_op == "update" and base.get("auto_create_key") else set()
             assert set(preview.step("Key", "svc0").changed) == key_names | unknown, kind
         assert preview.step("User", "svc0").replaces == [] and preview.step("Key", "svc0").replaces == [], kind
 
-    # Token: nothing to do (scenario 6 applies one). The outputs do not hold the configured token (the
-    # provider config does), so the new one is only a new input, which the engine saves with a `same`.
+    # Token: nothing to do (scenario 6 applies one). Neither the inputs nor the outputs hold the configured
+    # token (the provider config does), so a new one changes no resource.
     stack.config["litellm:users"] = [base]
     stack.config["litellm:token"] = "sk-another-admin-token-0000"
     preview = stack.preview()
     assert preview.ops() == {"UserWithKey/svc0": "same", "User/svc0": "same", "Key/svc0": "same"}
-    assert preview.step("User", "svc0").changed == ["token"]  # the inputs differ; Diff: no change
-    assert preview.step("Key", "svc0").changed == ["token"]  # the User is `same`: existing_key stays known
+    assert preview.step("User", "svc0").changed == []
+    assert preview.step("Key", "svc0").changed == []  # the User is `same`: existing_key stays known
     stack.config["litellm:token"] = litellm.master_key
 
     # user_id: the only replacement, of the user and (its user_id changes) of the key.
@@ -415,8 +416,8 @@ def test_token_rotation_in_the_documented_order_set_up_then_revoke(stacks, tap, 
     up = stack.up()
     assert set(up.ops().values()) == {"same"}  # the ledger included
     assert tap.count() == 0
-    tokens = {strip_secrets(r.inputs["token"]) for r in stack.resources() if r.custom and "token" in r.inputs}
-    assert tokens == {token_b}  # every resource but the ledger, which holds no token
+    # No resource holds the token (the configured one): the provider config saved with the state does.
+    assert [r.urn for r in stack.resources() if r.custom and ("token" in r.inputs or "token" in r.outputs)] == []
     api.key_delete(token_hash(token_a))  # A is revoked, after the up
     refresh = stack.refresh()
     assert {s.op for s in refresh.steps} == {"same"} and len(refresh.steps) == 5  # and the ledger

@@ -46,7 +46,7 @@ def cleanup(api: LiteLLMClient):
 def create_pair(litellm: Any, user_id: str, cleanup: list[str], auto: bool = False, **key_overrides: Any):
     cleanup.append(user_id)
     user = USERS.create(user_props(litellm, user_id, auto_create_key=auto))
-    existing = user.outs["user_response"]["key"] or None
+    existing = (user.outs["user_response"] or {}).get("key") or None  # stored beside user_data: no "" key
     key = KEYS.create(key_props(litellm, user_id, existing_key=existing, **key_overrides))
     return user, key
 
@@ -57,7 +57,8 @@ def test_create_both_modes_every_output(litellm, api, unique, cleanup, auto):
     user, key = create_pair(litellm, unique, cleanup, auto=auto)
 
     assert user.id == unique
-    assert user.outs["user_response"]["user_id"] == unique
+    # The answer is stored beside the read: only what user_data lacks (the raw key, the key's name...).
+    assert "user_id" not in user.outs["user_response"] and user.outs["user_data"]["user_info"]["user_id"] == unique
     assert bool(user.outs["user_response"]["key"]) is auto
     assert user.outs["user_data"]["user_info"]["user_email"] == f"{unique}@example.org"
     info = api.user_info(unique)["user_info"]
@@ -68,7 +69,7 @@ def test_create_both_modes_every_output(litellm, api, unique, cleanup, auto):
     raw = key.outs["key"]
     assert raw.startswith("sk-") and key.id == token_hash(raw)
     assert key.outs["key_data"]["info"]["key_alias"] == unique
-    assert key.outs["key_response"]["key_alias"] == unique
+    assert "key_alias" not in key.outs["key_response"] and "token" not in key.outs["key_response"]
     live = api.key_info(key.id)["info"]
     assert (live["models"], live["max_budget"], live["budget_duration"], live["metadata"], live["user_id"]) == (
         ["fake-gpt-4o"], 5.0, "30d", {"owner": unique}, unique)
@@ -162,7 +163,7 @@ def test_key_update_sends_only_what_changed(litellm, api, unique, cleanup, tap):
     assert live["max_budget"] == 8.0
     assert live["spend"] == 4.0, "spend was re-sent and reset"
     assert live["expires"] == expires, "duration was re-sent and pushed expiry out"
-    assert result.outs["key"] == key.outs["key"] and result.outs["key_response"]["max_budget"] == 8.0
+    assert result.outs["key"] == key.outs["key"] and result.outs["key_data"]["info"]["max_budget"] == 8.0
     assert tap.count(method="POST", path="/key/update") == 1
 
 

@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "27e4a92e99b71f5b0a5fc777ce41c2a8f81e6a38"
 # main as it was before the owner mark (providers/owner.py): its objects must stay as they are.
 BEFORE_MARK = "a09d9b674c81272521de18ffb01e4ae991ae1fda"
+# main before the answers were stored beside their reads and the configured token left out of the inputs
+# (the same commit).
+TRIMMED = BEFORE_MARK
 
 
 def calls(tap: PassThrough) -> Counter[str]:
@@ -40,6 +43,13 @@ def users_for(prefix: str, n: int, **extra: Any) -> list[dict[str, Any]]:
              "user_email": f"{prefix}-{i:03d}@example.edu", "user_role": "internal_user",
              "auto_create_key": i % 2 == 0, "models": ["fake-gpt-4o"], "user_models": ["fake-gpt-4o"],
              "max_budget": 5.0, "metadata": {"cohort": "2026"}, **extra} for i in range(n)]
+
+
+def holds(new: Any, old: Any) -> bool:
+    """True when `new` has every value `old` has (maps may have gained fields)."""
+    if isinstance(old, dict):
+        return isinstance(new, dict) and all(name in new and holds(new[name], value) for name, value in old.items())
+    return new == old
 
 
 def old_checkout(target: Path, commit: str = BEFORE) -> Path:
@@ -120,7 +130,10 @@ def test_a_stack_from_before_the_owner_mark_upgrades_with_nothing_written(tmp_pa
     keys = stack.outputs["key"]
 
     tap.reset()
-    assert set(stack.preview().ops().values()) == {"same"}
+    # Users and Keys rewrite their stored answers (test_a_stack_of_the_trimmed_state_upgrades...), sending
+    # nothing; the mark is never written.
+    assert set(stack.preview().ops().values()) == {"same", "update"}
+    assert set(stack.up().ops().values()) == {"same", "update"}
     assert set(stack.up().ops().values()) == {"same"}
     assert tap.count() == 0
     assert stack.outputs["key"] == keys
@@ -134,6 +147,42 @@ def test_a_stack_from_before_the_owner_mark_upgrades_with_nothing_written(tmp_pa
     stack.destroy()
 
 
+def test_a_stack_of_the_trimmed_state_upgrades_with_no_proxy_call(tmp_path, litellm, tap, api, unique, cleanup):
+    """From the version that already trimmed the answers: Users and Keys rewrite their answers (stored
+    beside their reads now) in an update that calls nothing; the token leaves every resource's inputs."""
+    team = {"team_id": f"{unique}-team", "models": ["fake-gpt-4o"], "tpm_limit": 1000000, "rpm_limit": 100000}
+    users = users_for(unique, 4, teams=[team["team_id"]])
+    cleanup["users"] += [u["user_id"] for u in users]
+    cleanup["teams"].append(team["team_id"])
+    config = {"litellm:url": tap.url, "litellm:token": litellm.master_key, "litellm:users": users,
+              "litellm:teams": [team]}
+    up_with_old_code(old_checkout(tmp_path / "old", TRIMMED), tmp_path / "state", config)
+    stack = Stack(tmp_path / "state", config)
+    old_state = stack.state_file.stat().st_size
+    old_outputs = stack.outputs
+    old_ids = {r.urn: r.id for r in stack.resources() if r.custom}
+    assert len(old_ids) == 14 and all("token" in r.inputs for r in stack.resources() if r.custom and "Ledger" not in r.type)
+
+    tap.reset()
+    up = stack.up()
+    # 4 Users and 4 Keys rewrite their answers; the Team, the 4 memberships, the ledger and the components
+    # are the same (the token leaving the inputs is no change: it is the configured one either way).
+    assert Counter(up.ops().values()) == Counter({"update": 8, "same": 10}), up.ops()
+    assert tap.count() == 0
+    assert {r.urn: r.id for r in stack.resources() if r.custom} == old_ids
+    # Every value users read is the same, the raw keys included; user_response may gain the read's
+    # created_at (the user's), where /user/new gave none.
+    assert holds(stack.outputs, old_outputs) and stack.outputs["key"] == old_outputs["key"]
+    assert all("token" not in r.inputs and "token" not in r.outputs for r in stack.resources() if r.custom)
+    assert stack.state_file.stat().st_size < old_state
+
+    tap.reset()
+    assert set(stack.up().ops().values()) == {"same"} and tap.count() == 0  # then a no-op
+    assert {s.op for s in stack.refresh().steps} == {"same"}  # and nothing drifted
+    assert holds(stack.outputs, old_outputs)
+    stack.destroy()
+
+
 def test_state_bytes_per_auto_key_user(tmp_path, litellm, tap, unique, cleanup):
     """Each value once: the answers trimmed, not repeated by the component, the admin token in the provider
     config only. Measured here at 10 users; docs/benchmarks.md has 1,000."""
@@ -144,7 +193,8 @@ def test_state_bytes_per_auto_key_user(tmp_path, litellm, tap, unique, cleanup):
     per_user = stack.state_file.stat().st_size / len(users)
     assert per_user < 9000, per_user  # 20,500 bytes before (today's main, same users)
     custom = [r for r in stack.resources() if r.custom and not r.type.endswith(":Ledger")]  # the guard's ledger
-    assert len(custom) == 20 and all("token" in r.inputs and "token" not in r.outputs for r in custom)
+    # The admin token is the configured one: in the provider config, in no resource's inputs or outputs.
+    assert len(custom) == 20 and all("token" not in r.inputs and "token" not in r.outputs for r in custom)
     assert all("existing_key" not in r.outputs for r in custom)  # the raw key is the Key's `key` output
     assert all(component.outputs == {} for component in stack.resources() if component.type.endswith("UserWithKey"))
     assert set(stack.outputs) == {"user_response", "user_data", "key", "key_data", "key_response"}
