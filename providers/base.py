@@ -187,8 +187,7 @@ def saved(outputs: dict[str, Any], trimmed: Iterable[str] = (), dropped: Iterabl
     for name, data in (beside or {}).items():
         if name in out:
             out[name] = payload.beside(out[name], out.get(data))
-    token = out.get("token")
-    if token is not None and fields.unwrap_secret(token) == configured_token():
+    if is_configured_token(out.get("token")):
         del out["token"]
     return out
 
@@ -197,10 +196,14 @@ def unconfigured(inputs: dict[str, Any]) -> dict[str, Any]:
     """Checked inputs as the state keeps them: without the admin token when it is the configured one. The
     engine saves what Check returns as the resource's inputs, and passes it to Create and Update, which
     take the configured token instead (`client_for`): the state holds it once, in the provider config."""
-    token = inputs.get("token")
-    if token is not None and not fields.is_unknown(token) and fields.unwrap_secret(token) == configured_token():
+    if is_configured_token(inputs.get("token")):
         return {name: value for name, value in inputs.items() if name != "token"}
     return inputs
+
+
+def is_configured_token(token: Any) -> bool:
+    """True for the admin token the plugin was configured with (a known value, secret or not)."""
+    return token is not None and not fields.is_unknown(token) and fields.unwrap_secret(token) == configured_token()
 
 
 def with_token(props: Mapping[str, Any]) -> Mapping[str, Any]:
