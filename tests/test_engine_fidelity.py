@@ -326,7 +326,9 @@ def test_refresh_reports_what_diff_says_not_every_changed_output(rec_stack, clou
 
 # ------------------------------------------------------ first failure stops
 def test_the_first_failed_step_cancels_the_steps_not_started(rec_stack, cloud):
-    spec: Spec = {"bad": {"fail_create": True}, "gate": {"sleep": 1.0}}
+    # `bad` fails half a second in, while `gate` (registered with it) is surely running: failing at once
+    # raced gate's registration on a loaded machine.
+    spec: Spec = {"bad": {"fail_create": True, "sleep": 0.5}, "gate": {"sleep": 2.0}}
     spec.update({f"late{i}": {"value_from": "gate"} for i in range(3)})  # registered once gate is done
     stack = rec_stack(spec)
     with pytest.raises(EngineError):
