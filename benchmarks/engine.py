@@ -3,11 +3,12 @@ EPPN users read from a CSV roster, on a file backend on local disk, against a re
 
     .venv/bin/python -m benchmarks.engine [--sizes 100,1000,2000] [--checkpoints on|off|both]
                                           [--fast-output-wait] [--lac] [--preview-only] [--state-only]
-                                          [--json FILE]
+                                          [--profile DIR] [--json FILE]
 
 Per size: up from empty, no-op preview, no-op up, refresh, one user changed (up), destroy. For each step:
-wall time, proxy calls (a counting pass-through in front of the proxy), and the peak memory (VmHWM) of the
-program (the Python process the language host starts) and of the dynamic-provider plugin. After the up:
+wall time, proxy calls (a counting pass-through in front of the proxy), the peak memory (VmHWM) of the
+program (the Python process the language host starts) and of the dynamic-provider plugin, and the CPU
+seconds of the CLI (engine and display), the program and the plugin. After the up:
 state bytes per user (`pulumi stack export`, and the state file) and where they go, by resource type and
 field (`--state-only`: just that). `--checkpoints off` runs every step with
 PULUMI_SKIP_CHECKPOINTS=true (`both`: once each way); `--fast-output-wait` sets litellm:fast_output_wait. `--preview-only`: only a preview of a new stack of N users
@@ -47,13 +48,19 @@ from support.project_copy import PROGRAM  # noqa: E402
 CLI = ROOT / ".tools" / "pulumi" / "bin" / "pulumi"
 PROGRAM_FILES = (*PROGRAM, "scripts", "requirements.txt")
 ROLES = {"program": "pulumi-language-python-exec", "plugin": "pulumi.dynamic"}
+TICKS = os.sysconf("SC_CLK_TCK")
+PROFILE_DIR: Optional[Path] = None  # --profile
 
 
 class PeakMemory:
-    """Polls /proc for the program and plugin processes under one command and keeps each role's peak RSS."""
+    """Polls /proc for the program and plugin processes under one command and keeps each role's peak RSS,
+    and the CPU seconds last seen of the CLI (the root process: engine and display) and of each role: where
+    a step's time goes."""
 
     def __init__(self, root_pid: int) -> None:
         self.root, self.peak_mib = root_pid, {role: 0.0 for role in ROLES}
+        self.cpu_s: dict[str, float] = {"cli": 0.0, **{role: 0.0 for role in ROLES}}
+        self._cpu_by_pid: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -64,16 +71,21 @@ class PeakMemory:
                 try:
                     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
                     status = Path(f"/proc/{pid}/status").read_text()
-                except OSError:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except (OSError, IndexError):
                     continue
                 hwm = next((int(l.split()[1]) / 1024 for l in status.splitlines() if l.startswith("VmHWM")), 0.0)
-                for role, marker in ROLES.items():
-                    if marker in cmdline:
-                        self.peak_mib[role] = max(self.peak_mib[role], hwm)
+                role = "cli" if pid == self.root else next((r for r, m in ROLES.items() if m in cmdline), None)
+                if role is not None:
+                    self._cpu_by_pid[pid] = (role, (int(fields[11]) + int(fields[12])) / TICKS)
+                if role in ROLES:
+                    self.peak_mib[role] = max(self.peak_mib[role], hwm)
 
     def stop(self) -> dict[str, float]:
         self._stop.set()
         self._thread.join()
+        for role, seconds in self._cpu_by_pid.values():
+            self.cpu_s[role] += seconds
         return self.peak_mib
 
 
@@ -133,19 +145,20 @@ class Stack:
             f"  litellm:fast_output_wait: {'true' if fast_output_wait else 'false'}\n")
         self.set_credentials()
 
-    def pulumi(self, *args: str, env: Optional[dict[str, str]] = None) -> tuple[subprocess.CompletedProcess[str], dict[str, float], float]:
+    def pulumi(self, *args: str, env: Optional[dict[str, str]] = None) -> tuple[subprocess.CompletedProcess[str], PeakMemory, float]:
         started = time.monotonic()
-        process = subprocess.Popen([str(CLI), *args, "--non-interactive", "--stack", self.name], cwd=self.dir,
+        profiling = ["--profiling", str(PROFILE_DIR / f"{self.name}-{args[0]}")] if PROFILE_DIR else []
+        process = subprocess.Popen([str(CLI), *args, *profiling, "--non-interactive", "--stack", self.name], cwd=self.dir,
                                    env={**self.env, **(env or {})}, text=True, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         memory = PeakMemory(process.pid)
         stdout, stderr = process.communicate()
         wall = time.monotonic() - started
-        peaks = memory.stop()
+        memory.stop()
         done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         if done.returncode != 0:
             raise RuntimeError(f"pulumi {' '.join(args)} exited {done.returncode}:\n{stdout[-3000:]}\n{stderr[-3000:]}")
-        return done, peaks, wall
+        return done, memory, wall
 
 
 def eppn_users(prefix: str, n: int) -> list[dict[str, Any]]:
@@ -155,13 +168,13 @@ def eppn_users(prefix: str, n: int) -> list[dict[str, Any]]:
 
 def measure(stack: Stack, tap: PassThrough, label: str, *args: str, env: Optional[dict[str, str]] = None) -> dict[str, Any]:
     before = len(tap.calls)
-    _, peaks, wall = stack.pulumi(*args, env=env)
+    _, usage, wall = stack.pulumi(*args, env=env)
     calls = Counter(f"{c.method} {c.path}" for c in tap.calls[before:])
     row = {"step": label, "wall_s": round(wall, 1), "proxy_calls": sum(calls.values()),
-           "program_peak_mib": round(peaks["program"], 1), "plugin_peak_mib": round(peaks["plugin"], 1),
-           "calls": dict(calls)}
+           "program_peak_mib": round(usage.peak_mib["program"], 1), "plugin_peak_mib": round(usage.peak_mib["plugin"], 1),
+           "cpu_s": {role: round(seconds, 1) for role, seconds in usage.cpu_s.items()}, "calls": dict(calls)}
     log(f"{label}: {row['wall_s']} s, {row['proxy_calls']} calls, program {row['program_peak_mib']} MiB, "
-        f"plugin {row['plugin_peak_mib']} MiB")
+        f"plugin {row['plugin_peak_mib']} MiB, CPU s {row['cpu_s']}")
     return row
 
 
@@ -264,7 +277,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--preview-only", action="store_true", help="only preview a new stack of N users")
     parser.add_argument("--state-only", action="store_true", help="only up, state size, destroy")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--profile", type=Path, help="a folder for the CLI's Go profiles of each step "
+                        "(pulumi --profiling: <stack>-<command>.<pid>.cpu; read with go tool pprof)")
     args = parser.parse_args(argv)
+    global PROFILE_DIR
+    PROFILE_DIR = args.profile.resolve() if args.profile else None
+    if PROFILE_DIR:
+        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     if not CLI.exists():
         print("benchmarks.engine: no pulumi CLI in .tools/pulumi/bin: run scripts/setup --dev", file=sys.stderr)
         return 2
