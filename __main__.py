@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Optional
 import pulumi
 
 import roster
-from components import UserWithKey, UserWithKeyArgs, sdk_tuning
+from components import UserWithKey, UserWithKeyArgs, outputs, sdk_tuning
 from components.user_with_key import INPUTS, PLACEHOLDER_MODEL, admin_warning, legacy_member_name, member_name, placeholder_warning
 from providers import Team, TeamArgs
 from providers import fields as f
@@ -402,7 +402,7 @@ def main() -> None:
     # whatever the number of users, and a map with a secret inside is stored as one secret.
     for output in OUTPUTS:
         by_user = {uid: getattr(component, output) for uid, component in managed.items()}
-        pulumi.export(output, pulumi.Output.all(**by_user) if by_user else {})
+        pulumi.export(output, outputs.gather(by_user) if by_user else {})
 
 
 if __name__ == "__main__":  # the language host runs the program as __main__; scripts/check imports it

@@ -12,6 +12,7 @@ from typing import Any, Callable, Collection, Mapping, Optional
 
 import pulumi
 
+from components.outputs import combine
 from providers import Key, KeyArgs, TeamMember, TeamMemberArgs, User, UserArgs
 from providers import fields as f
 from providers import payload
@@ -191,10 +192,6 @@ def resolve_role(role: Any, name: str = "") -> Any:
     return f.LEGACY_ROLES.get(role, role) if isinstance(role, str) else role
 
 
-def _combine(fn: Callable[..., Any], *values: pulumi.Input[Any]) -> pulumi.Output[Any]:
-    return pulumi.Output.all(*values).apply(lambda resolved: fn(*resolved))
-
-
 def _plain(value: Any) -> bool:
     return not (_holds_output(value) or inspect.isawaitable(value))
 
@@ -202,7 +199,7 @@ def _plain(value: Any) -> bool:
 def _derive(fn: Callable[..., Any], *values: pulumi.Input[Any]) -> pulumi.Input[Any]:
     """fn of the values, computed now when they are plain (the stack program's config values: no Output, no
     `apply` chain, thousands fewer for a roster), else an Output as before."""
-    return fn(*values) if all(_plain(value) for value in values) else _combine(fn, *values)
+    return fn(*values) if all(_plain(value) for value in values) else combine(fn, *values)
 
 
 def _role(role: pulumi.Input[str], name: str) -> pulumi.Input[str]:
@@ -219,7 +216,7 @@ def _existing_key(auto: pulumi.Input[bool], user_response: pulumi.Output[Any]) -
     in the state of every Key, and is unknown at preview while the User changes."""
     if _plain(auto):
         return user_response.apply(_auto_key) if auto else None
-    return _combine(lambda on, resp: _auto_key(resp) if on else None, auto, user_response)
+    return combine(lambda on, resp: _auto_key(resp) if on else None, auto, user_response)
 
 
 def _user_budget(user_max_budget: Any, max_budget: Any) -> Any:
@@ -331,12 +328,12 @@ class UserWithKey(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=self.memberships),
         )
         # A resource keeps an answer as what its read (`*_data`) lacks (providers/payload.beside): whole here.
-        self.user_response = pulumi.Output.secret(_combine(payload.rebuilt, self.user.user_response, self.user.user_data))
+        self.user_response = pulumi.Output.secret(combine(payload.rebuilt, self.user.user_response, self.user.user_data))
         self.user_data = self.user.user_data
         self.key = pulumi.Output.secret(self.key_resource.key)
         self.key_data = self.key_resource.key_data
         self.key_response = pulumi.Output.secret(
-            _combine(payload.rebuilt, self.key_resource.key_response, self.key_resource.key_data))
+            combine(payload.rebuilt, self.key_resource.key_response, self.key_resource.key_data))
         # The five outputs are this component's attributes; the state stores each once, on the resource that
         # produced it (and in the stack's exports). Registering them again here would store them twice more.
         self.register_outputs({})
