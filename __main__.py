@@ -16,6 +16,8 @@ Config (Pulumi.<stack>.yaml):
                           same few lines per user, ~1.2 KB per resource; components/sdk_tuning.py)
   litellm:fast_output_wait   true: the SDK's end-of-program wait for Outputs in linear time (default false;
                           components/sdk_tuning.py)
+  litellm:sdk_debug_logs  false: the SDK sends no debug message to the engine (one synchronous call each,
+                          ~4 per resource, shown only by `pulumi up --debug`; default true)
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ from roster import Entry, Roster
 OUTPUTS = ("user_response", "user_data", "key", "key_data", "key_response")
 CONFIG_KEYS = ("litellm:url", "litellm:token", "litellm:users", "litellm:teams", "litellm:users_file",
                "litellm:teams_file", "litellm:user_defaults", "litellm:max_deletions", "litellm:stack_traces",
-               "litellm:fast_output_wait")  # what the program reads
+               "litellm:fast_output_wait", "litellm:sdk_debug_logs")  # what the program reads
 # The program's switches of the SDK's runtime (components/sdk_tuning.py) and their defaults.
-SWITCHES = {"litellm:stack_traces": False, "litellm:fast_output_wait": False}
+SWITCHES = {"litellm:stack_traces": False, "litellm:fast_output_wait": False, "litellm:sdk_debug_logs": True}
 # A user entry: the component's inputs (the credentials come from litellm:url/litellm:token), and `name`
 # (default: the user_id), which names the stack's resources and outputs. Keep it when changing a user_id, so
 # the change replaces the user in place instead of creating a new one before the old is gone (its email
@@ -268,11 +270,14 @@ def switch(values: Mapping[str, Any], key: str) -> tuple[bool, list[str]]:
 
 def tune_sdk(values: Mapping[str, Any]) -> None:
     """Before the first resource: stack traces are not stored unless litellm:stack_traces is true (they are
-    the same few lines for every user), and the linear wait for Outputs when litellm:fast_output_wait is."""
+    the same few lines for every user), the linear wait for Outputs when litellm:fast_output_wait is true,
+    and no SDK debug message when litellm:sdk_debug_logs is false."""
     if not switch(values, "litellm:stack_traces")[0]:
         sdk_tuning.drop_stack_traces()
     if switch(values, "litellm:fast_output_wait")[0]:
         sdk_tuning.fast_output_wait()
+    if not switch(values, "litellm:sdk_debug_logs")[0]:
+        sdk_tuning.drop_debug_logs()
 
 
 def user_defaults(value: Any) -> tuple[dict[str, Any], list[str]]:
@@ -337,7 +342,8 @@ def config_values(config: pulumi.Config) -> dict[str, Any]:
     """The roster keys as `read_config` takes them: objects parsed from their JSON, the rest as given."""
     values: dict[str, Any] = {f"litellm:{name}": config.get_object(name) for name in ("users", "teams", "user_defaults")}
     values.update({f"litellm:{name}": config.get(name) for name in ("users_file", "teams_file", "max_deletions",
-                                                                    "stack_traces", "fast_output_wait")})
+                                                                    "stack_traces", "fast_output_wait",
+                                                                    "sdk_debug_logs")})
     return values
 
 

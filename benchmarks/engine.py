@@ -2,7 +2,7 @@
 EPPN users read from a CSV roster, on a file backend on local disk, against a real LiteLLM proxy.
 
     .venv/bin/python -m benchmarks.engine [--sizes 100,1000,2000] [--checkpoints on|off|both]
-                                          [--fast-output-wait] [--lac] [--preview-only] [--state-only]
+                                          [--fast-output-wait] [--no-sdk-debug-logs] [--lac] [--preview-only] [--state-only]
                                           [--profile DIR] [--json FILE]
 
 Per size: up from empty, no-op preview, no-op up, refresh, one user changed (up), destroy. For each step:
@@ -11,7 +11,7 @@ program (the Python process the language host starts) and of the dynamic-provide
 seconds of the CLI (engine and display), the program and the plugin. After the up:
 state bytes per user (`pulumi stack export`, and the state file) and where they go, by resource type and
 field (`--state-only`: just that). `--checkpoints off` runs every step with
-PULUMI_SKIP_CHECKPOINTS=true (`both`: once each way); `--fast-output-wait` sets litellm:fast_output_wait. `--preview-only`: only a preview of a new stack of N users
+PULUMI_SKIP_CHECKPOINTS=true (`both`: once each way); `--fast-output-wait` sets litellm:fast_output_wait, `--no-sdk-debug-logs` litellm:sdk_debug_logs: false. `--preview-only`: only a preview of a new stack of N users
 (0 proxy calls: the size a roster can reach without touching the proxy). `--lac` also runs litellm-as-code (benchmarks/requirements.txt) on the same
 users: create, no-op plan, no-op re-apply, one user changed; its plan line says whether it did the work
 (from the 26th user on, it only works through the pass-through's paging fix, benchmarks/lac.py).
@@ -50,6 +50,7 @@ PROGRAM_FILES = (*PROGRAM, "scripts", "requirements.txt")
 ROLES = {"program": "pulumi-language-python-exec", "plugin": "pulumi.dynamic"}
 TICKS = os.sysconf("SC_CLK_TCK")
 PROFILE_DIR: Optional[Path] = None  # --profile
+SDK_DEBUG_LOGS = True  # --no-sdk-debug-logs: False
 
 
 class PeakMemory:
@@ -134,6 +135,7 @@ class Stack:
                        input=self.token, cwd=self.dir, env=self.env, text=True, check=True, capture_output=True)
 
     def write_roster(self, users: list[dict[str, Any]], max_deletions: int, fast_output_wait: bool = False) -> None:
+        """The CSV roster and the stack config (SDK_DEBUG_LOGS: --no-sdk-debug-logs)."""
         with open(self.dir / "users.csv", "w", newline="") as out:
             writer = csv.DictWriter(out, fieldnames=list(users[0]))
             writer.writeheader()
@@ -142,7 +144,8 @@ class Stack:
             "config:\n  litellm:users_file: users.csv\n"
             "  litellm:user_defaults:\n    user_role: internal_user_viewer\n    models: [fake-mock]\n"
             f"  litellm:max_deletions: {max_deletions}\n"
-            f"  litellm:fast_output_wait: {'true' if fast_output_wait else 'false'}\n")
+            f"  litellm:fast_output_wait: {'true' if fast_output_wait else 'false'}\n"
+            f"  litellm:sdk_debug_logs: {'true' if SDK_DEBUG_LOGS else 'false'}\n")
         self.set_credentials()
 
     def pulumi(self, *args: str, env: Optional[dict[str, str]] = None) -> tuple[subprocess.CompletedProcess[str], PeakMemory, float]:
@@ -273,6 +276,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--checkpoints", choices=("on", "off", "both"), default="on",
                         help="off: PULUMI_SKIP_CHECKPOINTS=true on every step")
     parser.add_argument("--fast-output-wait", action="store_true", help="litellm:fast_output_wait: true")
+    parser.add_argument("--no-sdk-debug-logs", action="store_true", help="litellm:sdk_debug_logs: false")
     parser.add_argument("--lac", action="store_true", help="also run litellm-as-code on the same users")
     parser.add_argument("--preview-only", action="store_true", help="only preview a new stack of N users")
     parser.add_argument("--state-only", action="store_true", help="only up, state size, destroy")
@@ -280,8 +284,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--profile", type=Path, help="a folder for the CLI's Go profiles of each step "
                         "(pulumi --profiling: <stack>-<command>.<pid>.cpu; read with go tool pprof)")
     args = parser.parse_args(argv)
-    global PROFILE_DIR
+    global PROFILE_DIR, SDK_DEBUG_LOGS
     PROFILE_DIR = args.profile.resolve() if args.profile else None
+    SDK_DEBUG_LOGS = not args.no_sdk_debug_logs
     if PROFILE_DIR:
         PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     if not CLI.exists():

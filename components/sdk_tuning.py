@@ -1,4 +1,4 @@
-"""Two opt-in changes to the Pulumi Python SDK's runtime, for programs with thousands of resources. Importing
+"""Three opt-in changes to the Pulumi Python SDK's runtime, for programs with thousands of resources. Importing
 this module changes nothing; each switch is a call, and each refuses (a warning, the SDK's own behaviour
 kept) unless the SDK's function is the very one it was written for (pulumi 3.272.0), so an SDK upgrade can
 never silently run a stale replacement.
@@ -13,6 +13,10 @@ never silently run a stale replacement.
   registration (`pulumi.runtime.resource._get_stack_trace`), and the engine stores it in the state
   (`stackTrace`, `sourcePosition`): about 1.2 KB per resource, the same few lines for every user of a
   roster. The replacement sends an empty trace; errors still name the resource (by its URN).
+- `drop_debug_logs()`: every `pulumi.log.debug` message is a synchronous gRPC call to the engine (`Log`),
+  made whether or not the CLI shows debug output (`pulumi up --debug`), and the SDK makes about four per
+  resource it registers: 35% of a 1,000-user program's CPU in a no-op preview (py-spy;
+  docs/upstream/debug-logs.md). The replacement sends nothing; info, warnings and errors are unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pulumi.runtime.proto import source_pb2
 WRITTEN_FOR = {
     "wait_for_rpcs": "c0f9027f85ad09255ded0a1908033b490f76d303a3e40b50d3cf47a69265469d",
     "_get_stack_trace": "3943b2273016925109e1c3a7bc603db06a44ea09ff3494c29544e44bccf8dd1f",
+    "debug": "381cd6115cca6ca19ddc9416014d9afb086d7b7a9cb3ca8d80f2be24bdb44d6f",
 }
 LINEAR_WAIT_MESSAGE = "Waiting for outstanding RPCs to complete (linear wait for Outputs: litellm:fast_output_wait)"
 _STOCK: dict[str, Callable[..., Any]] = {}  # the SDK's own functions, kept while replaced (see `restore`)
@@ -78,11 +83,20 @@ def drop_stack_traces() -> bool:
     return _replace(sdk_resource, "_get_stack_trace", _no_stack_trace, "litellm:stack_traces")
 
 
+def drop_debug_logs() -> bool:
+    """Make `pulumi.log.debug` send nothing to the engine from now on; True when done."""
+    return _replace(pulumi.log, "debug", _no_debug_log, "litellm:sdk_debug_logs")
+
+
 def restore() -> None:
     """Put the SDK's own functions back (for tests)."""
-    for name, module in (("wait_for_rpcs", sdk_stack), ("_get_stack_trace", sdk_resource)):
+    for name, module in (("wait_for_rpcs", sdk_stack), ("_get_stack_trace", sdk_resource), ("debug", pulumi.log)):
         if name in _STOCK:
             setattr(module, name, _STOCK.pop(name))
+
+
+def _no_debug_log(msg: str, resource: Any = None, stream_id: Any = None, ephemeral: Any = None) -> None:
+    """pulumi.log.debug's signature; sends nothing (`pulumi up --debug` then shows none of the SDK's)."""
 
 
 def _no_stack_trace() -> source_pb2.StackTrace:

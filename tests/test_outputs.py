@@ -7,6 +7,7 @@ import asyncio
 from typing import Any, Awaitable, Callable
 
 import pulumi
+from pulumi.runtime.settings import SETTINGS
 
 from components.outputs import combine, gather
 
@@ -20,13 +21,19 @@ def output(value: Any, known: bool = True, secret: bool = False) -> pulumi.Outpu
 
 
 def resolve(make: Callable[[], pulumi.Output[Any]]) -> tuple[Any, bool, bool]:
-    """(value, is_known, is_secret) of the Output `make` builds, inside an event loop as the SDK needs."""
+    """(value, is_known, is_secret) of the Output `make` builds, in an event loop of its own (the thread's
+    current loop, which other tests' SDK calls use, is left as it was), and the SDK's tracked Outputs too."""
     async def run() -> tuple[Any, bool, bool]:
         out = make()
         parts: list[Awaitable[Any]] = [out.future(with_unknowns=True), out.is_known(), out.is_secret()]
         value, known, secret = await asyncio.gather(*parts)
         return value, known, secret
-    return asyncio.run(run())
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(run())
+    finally:
+        loop.close()
+        SETTINGS.outputs.clear()
 
 
 def test_an_answer_reaches_the_function_as_the_very_same_object() -> None:

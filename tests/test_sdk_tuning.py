@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 STOCK_WAIT = sdk_stack.wait_for_rpcs
 STOCK_TRACE = sdk_resource._get_stack_trace
+STOCK_DEBUG = pulumi.log.debug
 
 
 class Echo(pulumi.runtime.Mocks):
@@ -85,10 +86,39 @@ def test_outputs_created_while_waiting_are_waited_for(monitor: RecordingMonitor,
 
 def test_the_switches_replace_what_the_sdk_calls_and_restore_puts_it_back(monitor: RecordingMonitor) -> None:
     assert sdk_tuning.fast_output_wait() is True and sdk_tuning.drop_stack_traces() is True
+    assert sdk_tuning.drop_debug_logs() is True
     assert sdk_stack.wait_for_rpcs is sdk_tuning.wait_for_rpcs_linear
-    assert sdk_resource._get_stack_trace is not STOCK_TRACE
+    assert sdk_resource._get_stack_trace is not STOCK_TRACE and pulumi.log.debug is not STOCK_DEBUG
     sdk_tuning.restore()
     assert sdk_stack.wait_for_rpcs is STOCK_WAIT and sdk_resource._get_stack_trace is STOCK_TRACE
+    assert pulumi.log.debug is STOCK_DEBUG
+
+
+class Engine:
+    """Stands in for the engine's gRPC client: the Log calls the SDK makes."""
+
+    def __init__(self) -> None:
+        self.logged: list[tuple[int, str]] = []
+
+    def Log(self, request: Any) -> None:  # noqa: N802 - the gRPC method's name
+        self.logged.append((request.severity, request.message))
+
+
+def test_dropped_debug_messages_are_not_sent_and_the_others_still_are(monitor: RecordingMonitor,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = Engine()
+    monkeypatch.setattr(SETTINGS, "engine", engine)
+    pulumi.log.debug("sent: the SDK's own")
+    sdk_tuning.drop_debug_logs()
+    pulumi.log.debug("dropped")
+    pulumi.log.info("an info")
+    pulumi.log.warn("a warning")
+    assert [message for _, message in engine.logged] == ["sent: the SDK's own", "an info", "a warning"]
+    # The SDK's own call sites look it up on the module (`log.debug(...)`): a registration sends none now.
+    UserWithKey("ann", UserWithKeyArgs(url="http://proxy.test:4000", token="sk-admin-token-1234", user_id="ann",
+                                       user_email="ann@example.org", user_role="internal_user"))
+    _sync_await(STOCK_WAIT())
+    assert [message for _, message in engine.logged] == ["sent: the SDK's own", "an info", "a warning"]
 
 
 def test_a_registration_carries_no_stack_trace_once_dropped(monitor: RecordingMonitor) -> None:
@@ -107,7 +137,8 @@ def test_a_registration_carries_no_stack_trace_once_dropped(monitor: RecordingMo
 @pytest.mark.parametrize("switch, module, name", [
     (sdk_tuning.fast_output_wait, sdk_stack, "wait_for_rpcs"),
     (sdk_tuning.drop_stack_traces, sdk_resource, "_get_stack_trace"),
-], ids=["fast_output_wait", "drop_stack_traces"])
+    (sdk_tuning.drop_debug_logs, pulumi.log, "debug"),
+], ids=["fast_output_wait", "drop_stack_traces", "drop_debug_logs"])
 def test_a_switch_refuses_an_sdk_function_it_was_not_written_for(
     monitor: RecordingMonitor, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
     switch: Callable[[], bool], module: Any, name: str,
@@ -118,7 +149,7 @@ def test_a_switch_refuses_an_sdk_function_it_was_not_written_for(
     def other_trace() -> Any:
         """Stands in for a later SDK's function of the same name."""
 
-    other = other_wait if name == "wait_for_rpcs" else other_trace
+    other = {"wait_for_rpcs": other_wait, "_get_stack_trace": other_trace, "debug": other_trace}[name]
     monkeypatch.setattr(module, name, other)
     with caplog.at_level(logging.WARNING):
         assert switch() is False
@@ -133,30 +164,34 @@ def program() -> dict[str, Any]:
     return program_namespace()
 
 
-@pytest.mark.parametrize("key", ["stack_traces", "fast_output_wait"])
+@pytest.mark.parametrize("key", ["stack_traces", "fast_output_wait", "sdk_debug_logs"])
 @pytest.mark.parametrize("value", ["yes", 1, "on"])
 def test_a_switch_must_be_true_or_false(program: dict[str, Any], key: str, value: Any) -> None:
     stack = program["read_config"]({f"litellm:{key}": value, "litellm:users": []}, ROOT)
     assert stack.errors == [f"litellm:{key} must be true or false; got {value!r}"]
 
 
-@pytest.mark.parametrize("config, dropped, linear", [
-    ({}, True, False),
-    ({"litellm:stack_traces": "false"}, True, False),
-    ({"litellm:stack_traces": "true"}, False, False),  # --config litellm:stack_traces=true
-    ({"litellm:stack_traces": True, "litellm:fast_output_wait": True}, False, True),
-    ({"litellm:fast_output_wait": "True"}, True, True),
-], ids=["defaults", "traces-false", "traces-true", "both-yaml", "wait-only"])
+@pytest.mark.parametrize("config, dropped, linear, quiet", [
+    ({}, True, False, False),
+    ({"litellm:stack_traces": "false"}, True, False, False),
+    ({"litellm:stack_traces": "true"}, False, False, False),  # --config litellm:stack_traces=true
+    ({"litellm:stack_traces": True, "litellm:fast_output_wait": True}, False, True, False),
+    ({"litellm:fast_output_wait": "True"}, True, True, False),
+    ({"litellm:sdk_debug_logs": False}, True, False, True),
+    ({"litellm:sdk_debug_logs": "true"}, True, False, False),
+], ids=["defaults", "traces-false", "traces-true", "both-yaml", "wait-only", "no-debug-logs", "debug-logs"])
 def test_the_program_turns_the_switches_as_configured(monitor: RecordingMonitor, program: dict[str, Any],
-                                                     config: dict[str, Any], dropped: bool, linear: bool) -> None:
+                                                     config: dict[str, Any], dropped: bool, linear: bool,
+                                                     quiet: bool) -> None:
     program["tune_sdk"](config)
     assert (sdk_resource._get_stack_trace is not STOCK_TRACE) is dropped
     assert (sdk_stack.wait_for_rpcs is sdk_tuning.wait_for_rpcs_linear) is linear
+    assert (pulumi.log.debug is not STOCK_DEBUG) is quiet
 
 
 def test_importing_the_component_turns_nothing() -> None:
-    code = ("import pulumi.runtime.stack as s, pulumi.runtime.resource as r; w, t = s.wait_for_rpcs, "
-            "r._get_stack_trace; import components, components.sdk_tuning; "
-            "assert (s.wait_for_rpcs, r._get_stack_trace) == (w, t)")
+    code = ("import pulumi.runtime.stack as s, pulumi.runtime.resource as r, pulumi.log as l; "
+            "w, t, d = s.wait_for_rpcs, r._get_stack_trace, l.debug; import components, components.sdk_tuning; "
+            "assert (s.wait_for_rpcs, r._get_stack_trace, l.debug) == (w, t, d)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -1,7 +1,8 @@
 """The stack program's SDK switches (components/sdk_tuning.py) on the real engine: by default the state holds
 no stack trace for the users' resources, `litellm:stack_traces: true` keeps them, an error still names its
-resource without them, and `litellm:fast_output_wait: true` runs the linear wait (the program's debug log
-says which wait ran) in a preview and an up that do what they do without it."""
+resource without them, `litellm:fast_output_wait: true` runs the linear wait (the program's debug log
+says which wait ran) in a preview and an up that do what they do without it, and `litellm:sdk_debug_logs:
+false` leaves the SDK's debug messages out of `--debug` output and changes nothing else."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .conftest import Project
 
 USER_TYPES = ("litellm:index:UserWithKey", "litellm:User", "litellm:Key")
 STOCK_WAIT_MESSAGE = "Waiting for outstanding RPCs to complete"
+SDK_DEBUG_MESSAGE = "registering resource: ty=pulumi-python:dynamic/litellm:User"  # pulumi/runtime/resource.py
 
 
 def traces(project: Project) -> dict[str, tuple[bool, bool]]:
@@ -62,3 +64,15 @@ def test_the_linear_wait_runs_when_asked_and_the_stack_is_the_same(project: Proj
     project.configure({"litellm:fast_output_wait": False})
     stock = project.run("preview", "--debug", "--expect-no-changes")
     assert STOCK_WAIT_MESSAGE in stock.stdout and LINEAR_WAIT_MESSAGE not in stock.stdout
+
+
+def test_sdk_debug_messages_are_left_out_when_asked_and_the_stack_is_the_same(project: Project, unique: str) -> None:
+    user = f"quiet-{unique}@example.edu"
+    project.configure({"litellm:users": [person(user)], "litellm:sdk_debug_logs": False})
+    quiet = project.up("--debug")
+    assert SDK_DEBUG_MESSAGE not in quiet.stdout and "debug:" in quiet.stdout  # the engine's own still show
+    assert list(keys(project)) == [user] and keys(project)[user].startswith("sk-")
+
+    project.configure({"litellm:sdk_debug_logs": True})
+    stock = project.run("preview", "--debug", "--expect-no-changes")
+    assert SDK_DEBUG_MESSAGE in stock.stdout
