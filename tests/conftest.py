@@ -3,7 +3,7 @@
 The proxy comes from LITELLM_URL + LITELLM_MASTER_KEY when both are set; otherwise the first test that needs
 it starts one with ../shared/litellm-server/up (or $LITELLM_SERVER_DIR/up) in one run dir shared by every
 pytest-xdist worker (`up` returns the instance already running there), and the run stops it once at the
-end. In CI (CI=true) a missing proxy is a failure, never a skip. Every test that uses the proxy gets the
+end (or, in the run dir LITELLM_TESTS_RUN_DIR names, leaves it to the caller: scripts/test's two runs). In CI (CI=true) a missing proxy is a failure, never a skip. Every test that uses the proxy gets the
 marker `litellm`; `-m "not litellm"` is the fast tier (scripts/test --fast).
 """
 
@@ -38,6 +38,9 @@ class Proxy(NamedTuple):
 
 
 RUN_DIR = pytest.StashKey[Path]()  # where the tests' own proxy lives: one per run, shared by the workers
+# A run dir given by the caller: the proxy there (started by the first test that needs it, as usual) is
+# shared with the caller's next pytest runs and stopped by the caller, not at the end of this run.
+SHARED_RUN_DIR = "LITELLM_TESTS_RUN_DIR"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,6 +48,8 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)  # set on a pytest-xdist worker
     if workerinput is not None:
         config.stash[RUN_DIR] = Path(workerinput["litellm_run_dir"])
+    elif os.environ.get(SHARED_RUN_DIR):  # a caller's run dir: its proxy outlives this run (scripts/test)
+        config.stash[RUN_DIR] = Path(os.environ[SHARED_RUN_DIR])
     else:  # the controller, or a run without xdist: nothing starts until a test needs the proxy
         config.stash[RUN_DIR] = Path(tempfile.mkdtemp(prefix="litellm-tests-"))
 
@@ -57,7 +62,7 @@ def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]  # pyte
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The controller stops the proxy once, after every worker is done; its logs stay when a test failed."""
-    if hasattr(session.config, "workerinput"):
+    if hasattr(session.config, "workerinput") or os.environ.get(SHARED_RUN_DIR):
         return
     run_dir = session.config.stash[RUN_DIR]
     (run_dir.parent / f"{run_dir.name}.lock").unlink(missing_ok=True)

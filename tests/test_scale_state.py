@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -256,12 +257,19 @@ def test_memberships_of_a_team_share_one_team_read(tmp_path, litellm, tap, uniqu
 
 
 @pytest.mark.serial  # LiteLLM pages by offset: rows others add or delete meanwhile shift pages
-def test_paging_finds_every_row_once(litellm, api, unique, cleanup):
+def test_paging_finds_every_row_once(litellm, api, unique):
     """More than 3 pages of users and of keys: every row exactly once, in user_id (token) order."""
     made = [f"{unique}-{i:03d}" for i in range(3 * PAGE_SIZE + 5)]
-    cleanup["users"] += made
-    for user_id in made:
-        api.user_new({"user_id": user_id, "auto_create_key": True})
+    with ThreadPoolExecutor(4) as pool:  # the proxy to itself (serial): a few at a time, then all deleted
+        try:
+            list(pool.map(lambda user_id: api.user_new({"user_id": user_id, "auto_create_key": True}), made))
+            check_pages(litellm, made, unique)
+        finally:
+            list(pool.map(api.user_delete, made))
+
+
+def check_pages(litellm: Any, made: list[str], unique: str) -> None:
+    """Every row of users and keys once, in order, in as many pages as the rows need."""
     with PassThrough(litellm.url) as tap:
         client = LiteLLMClient(tap.url, litellm.master_key)
         users = [row["user_id"] for row in client.list_users()]
