@@ -80,6 +80,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "litellm" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.litellm)
+    items[:] = parallel_order(items)
+
+
+def parallel_order(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The order pytest-xdist hands tests out in: the `long` ones first, so that none ends the run alone;
+    then the rest with the fault matrix's cells (test_fault, ~450 of them, which mostly wait out timeouts)
+    spread evenly among the other tests (which mostly keep the CPU busy), not all in one stretch that leaves
+    the CPU idle and another that overloads it. Deterministic: every worker must collect the same order."""
+    long = [item for item in items if item.get_closest_marker("long")]
+    cells = [item for item in items if getattr(item, "originalname", "") == "test_fault" and item not in long]
+    taken = {id(item) for item in (*long, *cells)}
+    rest = [item for item in items if id(item) not in taken]
+    merged: list[pytest.Item] = []
+    placed = 0
+    for n, item in enumerate(rest, start=1):
+        merged.append(item)
+        due = n * len(cells) // len(rest)  # the cells that belong before the next of the rest
+        merged.extend(cells[placed:due])
+        placed = due
+    return long + merged + cells[placed:]
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 
+@pytest.mark.long
 def test_benchmark_reports_every_step_from_real_counts(litellm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LITELLM_URL", litellm.url)
     monkeypatch.setenv("LITELLM_MASTER_KEY", litellm.master_key)

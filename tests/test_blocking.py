@@ -219,6 +219,7 @@ def test_an_expired_blocked_key_is_not_recreated_unblocked(stacks, api, litellm,
 
 
 # ------------------------------------------------------------------ a team: once the proxy's cache expires
+@pytest.mark.long  # waits about a minute for the proxy's cache
 def test_a_blocked_teams_keys_are_refused_once_the_proxy_cache_expires_and_work_again_after_unblock(
         stacks, tap, api, litellm, unique):
     team = {"team_id": f"{unique}red", "models": ["fake-mock"], "max_budget": 10}

@@ -686,6 +686,7 @@ def test_settings_come_from_the_environment() -> None:
 
 
 # ------------------------------------------------------------------------------------- concurrency
+@pytest.mark.long
 def test_fifty_in_parallel_through_the_plugin(tmp_path, litellm, api, tap, unique) -> None:
     """50 UserWithKey (half of them in auto-key mode) through the real dynamic-provider plugin and the
     stack program, `up --parallel 10` and `destroy --parallel 10` as the engine stand-in runs them."""

@@ -106,6 +106,7 @@ def test_emptying_a_users_models_is_refused_at_preview(tmp_path, litellm, api, t
     assert state.preview().step("User", unique).op == "replace"
 
 
+@pytest.mark.long
 def test_a_lost_answer_to_the_create_markers_clearing_strands_nothing(tmp_path, litellm, api, tap, unique,
                                                                       users) -> None:
     """/user/new answers, then every answer to the /user/update that clears the create's pending marker is

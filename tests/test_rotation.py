@@ -127,6 +127,7 @@ def user_op(one: Rotating, result: Any) -> str:
 
 
 # ---------------------------------------------------------------------- age
+@pytest.mark.long
 @EACH_SHAPE
 def test_a_key_older_than_rotate_after_is_replaced_and_the_old_one_stops_working(shape, rotating, tap, api, litellm):
     one = rotating(shape, rotate_after=f"{WINDOW}s")
@@ -161,6 +162,7 @@ def test_a_key_older_than_rotate_after_is_replaced_and_the_old_one_stops_working
 
 
 # ------------------------------------------------------- trigger and grace
+@pytest.mark.long
 @EACH_SHAPE
 def test_a_new_trigger_rotates_with_a_grace_and_nothing_is_left_after_the_next_rotation_and_destroy(
     shape, rotating, tap, api, litellm
