@@ -5,6 +5,7 @@ does not, and a user's `models` that /user/update cannot empty."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,16 +123,21 @@ def test_a_lost_answer_to_the_create_markers_clearing_strands_nothing(tmp_path, 
     assert {op for op in state.preview().ops().values()} == {"same"}
 
 
+def user_in_a_team_up(tmp_path: Path, url: str, token: str, user_id: str, team: str) -> Stack:
+    """A stack of one user, member of one team of the stack, brought up at `url`."""
+    config = {"litellm:url": url, "litellm:token": token, "litellm:teams": [{"team_id": team, "models": ["fake-gpt-4o"]}],
+              "litellm:users": [user(user_id, teams=[team])]}
+    state = Stack(tmp_path / "state", config, plugin_env=clean_env())
+    state.up()
+    return state
+
+
 def test_a_url_change_is_checked_for_teams_and_memberships_too(tmp_path, litellm, api, tap, unique, users) -> None:
     """A team and a membership the new url does not have: the up fails and says so, refresh told that the
     proxy moved drops them, and up creates them there again."""
     team = f"{unique}-team"
     users.append(unique)
-    config = {"litellm:url": tap.url, "litellm:token": litellm.master_key,
-              "litellm:teams": [{"team_id": team, "models": ["fake-gpt-4o"]}],
-              "litellm:users": [user(unique, teams=[team])]}
-    state = Stack(tmp_path / "state", config, plugin_env=clean_env())
-    state.up()
+    state = user_in_a_team_up(tmp_path, tap.url, litellm.master_key, unique, team)
     api.team_delete(team)  # gone behind the new address (the membership goes with it)
     with PassThrough(litellm.url) as moved:
         try:
@@ -160,11 +166,7 @@ def test_refresh_against_another_proxy_keeps_the_state(tmp_path, litellm, api, t
     and what to do, and the state keeps every resource (the objects are still where they were made)."""
     team = f"{unique}-team"
     users.append(unique)
-    config = {"litellm:url": tap.url, "litellm:token": litellm.master_key,
-              "litellm:teams": [{"team_id": team, "models": ["fake-gpt-4o"]}],
-              "litellm:users": [user(unique, teams=[team])]}
-    state = Stack(tmp_path / "state", config, plugin_env=clean_env())
-    state.up()
+    state = user_in_a_team_up(tmp_path, tap.url, litellm.master_key, unique, team)
     before = sorted((r.type.split(":")[-1], r.id) for r in state.resources() if r.custom)
     try:
         with PassThrough(litellm.url) as other:
