@@ -17,7 +17,7 @@ Config (Pulumi.<stack>.yaml):
   litellm:fast_output_wait   true: the SDK's end-of-program wait for Outputs in linear time (default false;
                           components/sdk_tuning.py)
   litellm:sdk_debug_logs  false: the SDK sends no debug message to the engine (one synchronous call each,
-                          ~4 per resource, shown only by `pulumi up --debug`; default true)
+                          ~18 per user, shown only by `pulumi up --debug`; default true)
 """
 
 from __future__ import annotations

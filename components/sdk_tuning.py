@@ -14,8 +14,8 @@ never silently run a stale replacement.
   (`stackTrace`, `sourcePosition`): about 1.2 KB per resource, the same few lines for every user of a
   roster. The replacement sends an empty trace; errors still name the resource (by its URN).
 - `drop_debug_logs()`: every `pulumi.log.debug` message is a synchronous gRPC call to the engine (`Log`),
-  made whether or not the CLI shows debug output (`pulumi up --debug`), and the SDK makes about four per
-  resource it registers: 35% of a 1,000-user program's CPU in a no-op preview (py-spy;
+  made whether or not the CLI shows debug output (`pulumi up --debug`), and the SDK makes about six per
+  resource it registers (18 per user here): 35% of a 1,000-user program's CPU in a no-op preview (py-spy;
   docs/upstream/debug-logs.md). The replacement sends nothing; info, warnings and errors are unchanged.
 """
 

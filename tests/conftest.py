@@ -3,8 +3,9 @@
 The proxy comes from LITELLM_URL + LITELLM_MASTER_KEY when both are set; otherwise the first test that needs
 it starts one with ../shared/litellm-server/up (or $LITELLM_SERVER_DIR/up) in one run dir shared by every
 pytest-xdist worker (`up` returns the instance already running there), and the run stops it once at the
-end (or, in the run dir LITELLM_TESTS_RUN_DIR names, leaves it to the caller: scripts/test's two runs). In CI (CI=true) a missing proxy is a failure, never a skip. Every test that uses the proxy gets the
-marker `litellm`; `-m "not litellm"` is the fast tier (scripts/test --fast).
+end (in the run dir LITELLM_TESTS_RUN_DIR names, the caller stops it: scripts/test's two runs share it).
+In CI (CI=true) a missing proxy is a failure, never a skip. Every test that uses the proxy gets the marker
+`litellm`; `-m "not litellm"` is the fast tier (scripts/test --fast).
 """
 
 from __future__ import annotations
@@ -85,13 +86,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def parallel_order(items: list[pytest.Item]) -> list[pytest.Item]:
     """The order pytest-xdist hands tests out in: the `long` ones first, so that none ends the run alone;
-    then the rest with the fault matrix's cells (test_fault, ~450 of them, which mostly wait out timeouts)
+    then the rest with the fault matrix's cells (test_fault, ~200 of them, which mostly wait out timeouts)
     spread evenly among the other tests (which mostly keep the CPU busy), not all in one stretch that leaves
     the CPU idle and another that overloads it. Deterministic: every worker must collect the same order."""
     long = [item for item in items if item.get_closest_marker("long")]
-    cells = [item for item in items if getattr(item, "originalname", "") == "test_fault" and item not in long]
-    taken = {id(item) for item in (*long, *cells)}
-    rest = [item for item in items if id(item) not in taken]
+    rest = [item for item in items if not item.get_closest_marker("long")]
+    cells = [item for item in rest if getattr(item, "originalname", "") == "test_fault"]
+    rest = [item for item in rest if getattr(item, "originalname", "") != "test_fault"]
     merged: list[pytest.Item] = []
     placed = 0
     for n, item in enumerate(rest, start=1):
