@@ -129,6 +129,14 @@ class Run:
     plan: str  # its last line: "N to create, N to update, N unchanged."
     output: str = field(repr=False)
 
+    def did(self, expected: str) -> bool:
+        """True when it ran and its plan line says it did `expected` (e.g. "0 to create, 1 to update")."""
+        return self.returncode == 0 and expected in self.plan
+
+    def summary(self) -> str:
+        """Its plan line, or the end of its output when it printed none."""
+        return self.plan or self.output.strip()[-300:]
+
 
 def run(spec: Path, url: str, token: str, *, dry_run: bool = False, timeout: float = 1800) -> Run:
     """One litellm-as-code run against `url` (the pass-through); the token goes in its environment, not argv."""

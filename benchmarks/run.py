@@ -159,8 +159,8 @@ def lac_lifecycle(proxy: Proxy, api: LiteLLMClient, users: list[dict[str, Any]],
                 cpu_before = proxy.cpu()
                 done = lac.run(spec, tap.url, proxy.token, dry_run=step == "noop-plan")
                 cpu_after = proxy.cpu()
-                ok = done.returncode == 0 and expected[step] in done.plan
-                note = "" if ok else f"{step}: exit {done.returncode}, {done.plan or done.output.strip()[-300:]}"
+                ok = done.did(expected[step])
+                note = "" if ok else f"{step}: exit {done.returncode}, {done.summary()}"
                 out[step] = Sample(done.seconds, len(tap.calls), tap.upstream_count(), ok=ok, note=note,
                                    proxy_cpu=None if cpu_before is None else cpu_after - cpu_before)
                 log(f"  litellm-as-code {step}: {done.seconds:.2f} s, {len(tap.calls)} calls "
