@@ -50,7 +50,6 @@ PROGRAM_FILES = (*PROGRAM, "scripts", "requirements.txt")
 ROLES = {"program": "pulumi-language-python-exec", "plugin": "pulumi.dynamic"}
 TICKS = os.sysconf("SC_CLK_TCK")
 PROFILE_DIR: Optional[Path] = None  # --profile
-SDK_DEBUG_LOGS = True  # --no-sdk-debug-logs: False
 
 
 class PeakMemory:
@@ -134,8 +133,8 @@ class Stack:
         subprocess.run([str(CLI), "config", "set", "--secret", "--stack", self.name, "litellm:token"],
                        input=self.token, cwd=self.dir, env=self.env, text=True, check=True, capture_output=True)
 
-    def write_roster(self, users: list[dict[str, Any]], max_deletions: int, fast_output_wait: bool = False) -> None:
-        """The CSV roster and the stack config (SDK_DEBUG_LOGS: --no-sdk-debug-logs)."""
+    def write_roster(self, users: list[dict[str, Any]], max_deletions: int, switches: dict[str, bool]) -> None:
+        """The CSV roster and the stack config, with the program's SDK switches (litellm:<name>: true/false)."""
         with open(self.dir / "users.csv", "w", newline="") as out:
             writer = csv.DictWriter(out, fieldnames=list(users[0]))
             writer.writeheader()
@@ -144,8 +143,7 @@ class Stack:
             "config:\n  litellm:users_file: users.csv\n"
             "  litellm:user_defaults:\n    user_role: internal_user_viewer\n    models: [fake-mock]\n"
             f"  litellm:max_deletions: {max_deletions}\n"
-            f"  litellm:fast_output_wait: {'true' if fast_output_wait else 'false'}\n"
-            f"  litellm:sdk_debug_logs: {'true' if SDK_DEBUG_LOGS else 'false'}\n")
+            + "".join(f"  litellm:{name}: {'true' if on else 'false'}\n" for name, on in switches.items()))
         self.set_credentials()
 
     def pulumi(self, *args: str, env: Optional[dict[str, str]] = None) -> tuple[subprocess.CompletedProcess[str], PeakMemory, float]:
@@ -181,23 +179,23 @@ def measure(stack: Stack, tap: PassThrough, label: str, *args: str, env: Optiona
     return row
 
 
-def lifecycle(proxy: Proxy, n: int, skip_checkpoints: bool, fast_output_wait: bool) -> dict[str, Any]:
+def lifecycle(proxy: Proxy, n: int, skip_checkpoints: bool, switches: dict[str, bool]) -> dict[str, Any]:
     prefix = f"b{uuid.uuid4().hex[:6]}-"
     users = eppn_users(prefix, n)
     env = {"PULUMI_SKIP_CHECKPOINTS": "true"} if skip_checkpoints else None
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp, PassThrough(proxy.url) as tap:
         stack = Stack(Path(tmp), tap.url, proxy.token, env or {})
-        stack.write_roster(users, max_deletions=n, fast_output_wait=fast_output_wait)
+        stack.write_roster(users, max_deletions=n, switches=switches)
         rows = [measure(stack, tap, "up from empty", "up", "--yes", "--skip-preview")]
         state = state_figures(stack, n)
         rows.append(measure(stack, tap, "no-op preview", "preview", "--expect-no-changes"))
         rows.append(measure(stack, tap, "no-op up", "up", "--yes", "--skip-preview", "--expect-no-changes"))
         rows.append(measure(stack, tap, "refresh", "refresh", "--yes", "--skip-preview"))
         users[0] = {**users[0], "max_budget": "11"}
-        stack.write_roster(users, max_deletions=n, fast_output_wait=fast_output_wait)
+        stack.write_roster(users, max_deletions=n, switches=switches)
         rows.append(measure(stack, tap, "one user changed", "up", "--yes", "--skip-preview"))
         rows.append(measure(stack, tap, "destroy", "destroy", "--yes", "--skip-preview"))
-    return {"users": n, "skip_checkpoints": skip_checkpoints, "fast_output_wait": fast_output_wait, **state,
+    return {"users": n, "skip_checkpoints": skip_checkpoints, "switches": switches, **state,
             "steps": rows}
 
 
@@ -214,13 +212,13 @@ def state_figures(stack: Stack, n: int) -> dict[str, Any]:
             "state_file_bytes_per_user": round(file_bytes / n), "state_breakdown": breakdown}
 
 
-def state_only(proxy: Proxy, n: int, skip_checkpoints: bool, fast_output_wait: bool) -> dict[str, Any]:
+def state_only(proxy: Proxy, n: int, skip_checkpoints: bool, switches: dict[str, bool]) -> dict[str, Any]:
     """Only the state's size: up, export, destroy."""
     env = {"PULUMI_SKIP_CHECKPOINTS": "true"} if skip_checkpoints else {}
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         stack = Stack(Path(tmp), proxy.url, proxy.token, env)
         stack.write_roster(eppn_users(f"s{uuid.uuid4().hex[:6]}-", n), max_deletions=n,
-                           fast_output_wait=fast_output_wait)
+                           switches=switches)
         stack.pulumi("up", "--yes", "--skip-preview")
         try:
             return {"users": n, **state_figures(stack, n)}
@@ -228,14 +226,14 @@ def state_only(proxy: Proxy, n: int, skip_checkpoints: bool, fast_output_wait: b
             stack.pulumi("destroy", "--yes", "--skip-preview")
 
 
-def new_stack_preview(proxy: Proxy, n: int, skip_checkpoints: bool, fast_output_wait: bool) -> dict[str, Any]:
+def new_stack_preview(proxy: Proxy, n: int, skip_checkpoints: bool, switches: dict[str, bool]) -> dict[str, Any]:
     env = {"PULUMI_SKIP_CHECKPOINTS": "true"} if skip_checkpoints else {}
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp, PassThrough(proxy.url) as tap:
         stack = Stack(Path(tmp), tap.url, proxy.token, env)
         stack.write_roster(eppn_users(f"p{uuid.uuid4().hex[:6]}-", n), max_deletions=n,
-                           fast_output_wait=fast_output_wait)
+                           switches=switches)
         row = measure(stack, tap, "preview of a new stack", "preview")
-    return {"users": n, "skip_checkpoints": skip_checkpoints, "fast_output_wait": fast_output_wait, "steps": [row]}
+    return {"users": n, "skip_checkpoints": skip_checkpoints, "switches": switches, "steps": [row]}
 
 
 def lac_lifecycle(proxy: Proxy, n: int) -> dict[str, Any]:
@@ -257,10 +255,9 @@ def lac_lifecycle(proxy: Proxy, n: int) -> dict[str, Any]:
                 tap.reset()
                 done = lac.run(lac.write_spec(Path(tmp) / "spec.yml", spec_users), tap.url, proxy.token,
                                dry_run=dry_run)
-                ok = done.returncode == 0 and expected in done.plan
+                ok = done.did(expected)
                 rows.append({"step": label, "wall_s": round(done.seconds, 1), "proxy_calls": len(tap.calls),
-                             "at_the_proxy": tap.upstream_count(), "did_the_work": ok,
-                             "plan": done.plan or done.output.strip()[-300:]})
+                             "at_the_proxy": tap.upstream_count(), "did_the_work": ok, "plan": done.summary()})
                 log(f"litellm-as-code {label}: {rows[-1]['wall_s']} s, {len(tap.calls)} calls "
                     f"({tap.upstream_count()} at the proxy){'' if ok else ', did not do the work: ' + rows[-1]['plan']}")
                 if not ok and label == "create":
@@ -284,9 +281,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--profile", type=Path, help="a folder for the CLI's Go profiles of each step "
                         "(pulumi --profiling: <stack>-<command>.<pid>.cpu; read with go tool pprof)")
     args = parser.parse_args(argv)
-    global PROFILE_DIR, SDK_DEBUG_LOGS
+    global PROFILE_DIR
     PROFILE_DIR = args.profile.resolve() if args.profile else None
-    SDK_DEBUG_LOGS = not args.no_sdk_debug_logs
+    switches = {"fast_output_wait": args.fast_output_wait, "sdk_debug_logs": not args.no_sdk_debug_logs}
     if PROFILE_DIR:
         PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     if not CLI.exists():
@@ -301,7 +298,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             for skip in {"on": [False], "off": [True], "both": [False, True]}[args.checkpoints]:
                 log(f"{n} users, checkpoints {'off' if skip else 'on'}")
                 run = new_stack_preview if args.preview_only else state_only if args.state_only else lifecycle
-                results["sizes"].append(run(proxy, n, skip, args.fast_output_wait))
+                results["sizes"].append(run(proxy, n, skip, switches))
             if args.lac:
                 results["sizes"].append(lac_lifecycle(proxy, n))
     finally:
