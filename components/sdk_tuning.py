@@ -40,7 +40,7 @@ WRITTEN_FOR = {
     "debug": "381cd6115cca6ca19ddc9416014d9afb086d7b7a9cb3ca8d80f2be24bdb44d6f",
 }
 LINEAR_WAIT_MESSAGE = "Waiting for outstanding RPCs to complete (linear wait for Outputs: litellm:fast_output_wait)"
-_STOCK: dict[str, Callable[..., Any]] = {}  # the SDK's own functions, kept while replaced (see `restore`)
+_STOCK: dict[str, tuple[Any, Callable[..., Any]]] = {}  # name: (module, the SDK's own), while replaced (`restore`)
 
 
 def _fingerprint(fn: Callable[..., Any]) -> Optional[str]:
@@ -59,7 +59,7 @@ def _replace(module: Any, name: str, replacement: Callable[..., Any], what: str)
         pulumi.log.warn(f"{what}: this pulumi SDK ({_sdk_version()}) has another {module.__name__}.{name} than "
                         f"the one this switch was written for (pulumi 3.272.0); the SDK's own is kept")
         return False
-    _STOCK[name] = current
+    _STOCK[name] = (module, current)
     setattr(module, name, replacement)
     return True
 
@@ -90,9 +90,9 @@ def drop_debug_logs() -> bool:
 
 def restore() -> None:
     """Put the SDK's own functions back (for tests)."""
-    for name, module in (("wait_for_rpcs", sdk_stack), ("_get_stack_trace", sdk_resource), ("debug", pulumi.log)):
-        if name in _STOCK:
-            setattr(module, name, _STOCK.pop(name))
+    for name, (module, stock) in list(_STOCK.items()):
+        setattr(module, name, stock)
+        del _STOCK[name]
 
 
 def _no_debug_log(msg: str, resource: Any = None, stream_id: Any = None, ephemeral: Any = None) -> None:
