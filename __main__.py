@@ -39,11 +39,10 @@ from providers.team import TEAM_FIELDS
 from roster import Entry, Roster
 
 OUTPUTS = ("user_response", "user_data", "key", "key_data", "key_response")
-CONFIG_KEYS = ("litellm:url", "litellm:token", "litellm:users", "litellm:teams", "litellm:users_file",
-               "litellm:teams_file", "litellm:user_defaults", "litellm:max_deletions", "litellm:stack_traces",
-               "litellm:fast_output_wait", "litellm:sdk_debug_logs")  # what the program reads
 # The program's switches of the SDK's runtime (components/sdk_tuning.py) and their defaults.
 SWITCHES = {"litellm:stack_traces": False, "litellm:fast_output_wait": False, "litellm:sdk_debug_logs": True}
+CONFIG_KEYS = ("litellm:url", "litellm:token", "litellm:users", "litellm:teams", "litellm:users_file",
+               "litellm:teams_file", "litellm:user_defaults", "litellm:max_deletions", *SWITCHES)  # what it reads
 # A user entry: the component's inputs (the credentials come from litellm:url/litellm:token), and `name`
 # (default: the user_id), which names the stack's resources and outputs. Keep it when changing a user_id, so
 # the change replaces the user in place instead of creating a new one before the old is gone (its email
@@ -341,9 +340,8 @@ def config_errors(url: Any, users: Any, teams: Any = None) -> list[str]:
 def config_values(config: pulumi.Config) -> dict[str, Any]:
     """The roster keys as `read_config` takes them: objects parsed from their JSON, the rest as given."""
     values: dict[str, Any] = {f"litellm:{name}": config.get_object(name) for name in ("users", "teams", "user_defaults")}
-    values.update({f"litellm:{name}": config.get(name) for name in ("users_file", "teams_file", "max_deletions",
-                                                                    "stack_traces", "fast_output_wait",
-                                                                    "sdk_debug_logs")})
+    values.update({key: config.get(key.removeprefix("litellm:"))
+                   for key in ("litellm:users_file", "litellm:teams_file", "litellm:max_deletions", *SWITCHES)})
     return values
 
 
