@@ -18,19 +18,22 @@ REQUIREMENTS = ("requirements.txt", "requirements-dev.txt", "policy/requirements
 def copy_project(target: Path, names: tuple[str, ...]) -> Path:
     """`names` (files or folders of the project) and every requirement file copied under `target`, with
     `.venv` a link to the project's (so scripts/setup finds it current and installs nothing)."""
-    for name in (*names, *REQUIREMENTS):
-        source, copy = ROOT / name, target / name
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, copy)
+    _copy(target, (*names, *REQUIREMENTS))
     (target / ".venv").symlink_to(ROOT / ".venv")
     return target
 
 
 def package_source(target: Path) -> Path:
-    """The package's sources copied to `target`, for pip to build there (caches left out)."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in PACKAGE:
+    """The package's sources copied to `target`, for pip to build there."""
+    return _copy(target, PACKAGE)
+
+
+def _copy(target: Path, names: tuple[str, ...]) -> Path:
+    """Each of `names` (a file or folder of the project) copied to the same place under `target`, caches
+    left out."""
+    for name in names:
         source, copy = ROOT / name, target / name
+        copy.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
         else:
